@@ -32,7 +32,7 @@ export const FAULT_CODES = [
   'weight_set_exception', 'weight_set_rate_limited', 'weight_set_rejected', 'weight_set_not_included', 'weight_set_timeout',
   'weight_set_lease_expired',
   // spine (new): our own crashes, deadlines and operator actions — never a miner's fault
-  'executor_lost', 'stage_deadline_exceeded', 'queue_deadline_exceeded', 'operator_cancelled', 'no_worker_available',
+  'executor_lost', 'stage_deadline_exceeded', 'queue_deadline_exceeded', 'operator_cancelled', 'no_worker_available', 'claim_superseded',
 ] as const;
 export type FaultCode = (typeof FAULT_CODES)[number];
 
@@ -52,7 +52,9 @@ export const BOOKKEEPING_CODES: ReadonlySet<FaultCode> = new Set([
 ]);
 
 /** Codes whose attempts do not consume the stage's retry budget. */
-const BUDGET_FREE_CODES: ReadonlySet<FaultCode> = new Set(['worker_busy', 'executor_lost', 'operator_cancelled', 'no_worker_available']);
+const BUDGET_FREE_CODES: ReadonlySet<FaultCode> = new Set([
+  'worker_busy', 'executor_lost', 'operator_cancelled', 'no_worker_available', 'claim_superseded', 'missing_active_lead_king',
+]);
 
 const MAX_MESSAGE = 2000;
 

@@ -169,7 +169,7 @@ describe('submission statechart', () => {
     await vi.advanceTimersByTimeAsync(HOUR / 2);
     const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()));
     actor.stop();
-    const restored = createActor(machine, { snapshot: persisted });
+    const restored = createActor(machine, { snapshot: persisted, input: persisted.context });
     restored.start();
     expect(restored.getSnapshot().value).toBe('HIPPIUS_RUNNING');
     await vi.advanceTimersByTimeAsync(HOUR / 2);
@@ -185,7 +185,7 @@ describe('submission statechart', () => {
     claim(actor, 'HIPPIUS');
     const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()));
     actor.stop();
-    createActor(machine, { snapshot: persisted }).start();
+    createActor(machine, { snapshot: persisted, input: persisted.context }).start();
     await flush();
     expect(calls.map((c) => c.attempt.attemptKey)).toEqual([`${ID}:HIPPIUS:2`, `${ID}:HIPPIUS:2`]);
   });

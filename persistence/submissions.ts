@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import type { SubmissionId } from '../core/ids.ts';
+import type { Tx } from './db.ts';
+
+export interface NewReveal {
+  readonly netuid: number;
+  readonly hotkey: string;
+  readonly uid: number;
+  readonly blockNumber: number;
+  readonly blockHash: string;
+  readonly extrinsicHash?: string | null;
+  readonly repo: string;
+  readonly digest: string;
+  /** The raw reveal string; its sha256 is the payload hash of the idempotency key. */
+  readonly raw: string;
+  readonly protocolVersion?: 'v1' | 'v2';
+  readonly coldkey?: string | null;
+}
+
+export function payloadHash(raw: string): string {
+  return createHash('sha256').update(raw, 'utf8').digest('hex');
+}
+
+/**
+ * T1 of spec/pipeline.md: one chain commit and its submission, idempotently (key
+ * `chain:<netuid>:<hotkey>:<payload_hash>`). Returns `created: false` for a reveal already ingested.
+ */
+export async function insertSubmission(tx: Tx, r: NewReveal): Promise<{ id: SubmissionId; created: boolean; createdAt: Date }> {
+  const ph = payloadHash(r.raw);
+  const idempotencyKey = `chain:${r.netuid}:${r.hotkey}:${ph}`;
+  const existing = await tx.query<{ id: SubmissionId; created_at: Date }>('SELECT id, created_at FROM model_submissions WHERE idempotency_key = $1', [idempotencyKey]);
+  if (existing.rows[0]) return { id: existing.rows[0].id, created: false, createdAt: existing.rows[0].created_at };
+  const miner = await tx.query<{ id: string }>(
+    `INSERT INTO miners (hotkey, coldkey, uid, netuid) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (hotkey) DO UPDATE SET uid = EXCLUDED.uid, coldkey = coalesce(EXCLUDED.coldkey, miners.coldkey), updated_at = now()
+     RETURNING id`,
+    [r.hotkey, r.coldkey ?? null, r.uid, r.netuid],
+  );
+  const modelUri = `${r.repo}@${r.digest}`;
+  const commit = await tx.query<{ id: string }>(
+    `INSERT INTO chain_commits (netuid, block_number, block_hash, extrinsic_hash, uid, hotkey, commit_payload, model_uri, payload_hash)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (netuid, hotkey, payload_hash) DO UPDATE SET block_hash = chain_commits.block_hash RETURNING id`,
+    [r.netuid, r.blockNumber, r.blockHash, r.extrinsicHash ?? null, r.uid, r.hotkey, { version: 'v7', repo: r.repo, digest: r.digest, author_hotkey: r.hotkey, spoofed: false }, modelUri, ph],
+  );
+  const sub = await tx.query<{ id: SubmissionId; created_at: Date }>(
+    `INSERT INTO model_submissions (miner_id, chain_commit_id, netuid, uid, hotkey, model_uri, commit_hash, idempotency_key, protocol_version, block_number, next_attempt_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) RETURNING id, created_at`,
+    [miner.rows[0]?.id, commit.rows[0]?.id, r.netuid, r.uid, r.hotkey, modelUri, r.digest, idempotencyKey, r.protocolVersion ?? 'v1', r.blockNumber],
+  );
+  const row = sub.rows[0]!;
+  await tx.query('UPDATE chain_commits SET submission_id = $1 WHERE id = $2', [row.id, commit.rows[0]?.id]);
+  return { id: row.id, created: true, createdAt: row.created_at };
+}
+
+/** Source of a used-hotkeys ledger entry, if any (T2). */
+export async function usedHotkeySource(tx: Tx, hotkey: string): Promise<'backfill' | 'swap' | 'eval' | null> {
+  const { rows } = await tx.query<{ source: 'backfill' | 'swap' | 'eval' }>('SELECT source FROM used_hotkeys WHERE hotkey = $1', [hotkey]);
+  return rows[0]?.source ?? null;
+}

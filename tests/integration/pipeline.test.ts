@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stageFault } from '../../core/faults.ts';
+import type { Stage } from '../../core/ids.ts';
+import type { InProcessExecutor } from '../../actors/stage-service.ts';
+import { randomReveal, startInProcessPipeline } from '../../actors/test-kit.ts';
+import { bootstrapGenesis } from '../../persistence/genesis.ts';
+import { freshDatabase, type TestDatabase, testServers } from '../support/pg.ts';
+import { waitFor } from '../support/wait.ts';
+
+const succeed: InProcessExecutor = async () => ({ outcome: { status: 'succeeded', result: {} } });
+
+/** Instant executors; the EVAL verdict is decided by the model uri so both outcomes occur. */
+function instantExecutors(sideEffects: string[]): Partial<Record<Stage, InProcessExecutor>> {
+  const logging = (inner: InProcessExecutor): InProcessExecutor => async (ctx) => {
+    sideEffects.push(ctx.attemptKey);
+    return inner(ctx);
+  };
+  return {
+    HIPPIUS: logging(succeed),
+    PRE_EVAL: logging(succeed),
+    EVAL: logging(async (ctx) => {
+      const row = await ctx.db.query<{ model_uri: string }>('SELECT model_uri FROM model_submissions WHERE id = $1', [ctx.submissionId]);
+      const won = (row.rows[0]?.model_uri ?? '').includes('strong');
+      return { outcome: { status: 'succeeded', result: { challengerWon: won } } };
+    }),
+    SET_REIGN: logging(succeed),
+    WEIGHT_SET: logging(succeed),
+  };
+}
+
+for (const server of testServers()) {
+  describe(`pipeline on ${server.name} Postgres`, () => {
+    let t: TestDatabase;
+    beforeAll(async () => {
+      t = await freshDatabase(server);
+      await bootstrapGenesis(t.db, { netuid: 97, hotkey: 'genesis-hotkey', uid: 0, modelUri: 'teutonic/qwen3.6-35b-a3b-genesis@sha256:efd5b8d0a1c1f472be56ff919419cdd0561bdecd9013d5c2a96dd0e23e89c165' });
+    });
+    afterAll(async () => t?.drop());
+
+    it('drives submissions through every stage to a terminal state with one event per transition', async () => {
+      const effects: string[] = [];
+      const p = await startInProcessPipeline({ db: t.db, executors: instantExecutors(effects) });
+      try {
+        const ids: string[] = [];
+        for (let i = 0; i < 6; i++) ids.push((await p.host.ingest(randomReveal(i === 2 ? { repo: 'strong/albedo-qwen3.6-35b-x' } : {}))).id);
+        const states = await waitFor(async () => {
+          const { rows } = await t.db.query<{ state: string }>('SELECT state FROM model_submissions WHERE id = ANY($1)', [ids]);
+          return rows.every((r) => ['COMPLETE_LOSS', 'COMPLETE_CORONATED'].includes(r.state)) ? rows.map((r) => r.state) : null;
+        }, { what: 'all submissions terminal' });
+        expect(states.filter((s) => s === 'COMPLETE_CORONATED')).toHaveLength(1);
+        expect(new Set(effects).size).toBe(effects.length);
+        const dup = await t.db.query('SELECT submission_id, event_type, count(*) FROM events GROUP BY 1, 2, message HAVING count(*) > 1');
+        expect(dup.rows).toEqual([]);
+        const trans = await t.db.query<{ submission_id: string; n: string; max: string }>(
+          'SELECT submission_id, count(*) AS n, max(transition_seq) AS max FROM actor_transitions WHERE submission_id = ANY($1) GROUP BY 1',
+          [ids],
+        );
+        for (const r of trans.rows) expect(Number(r.n)).toBe(Number(r.max)); // gap-free, no duplicates
+        const finished = await t.db.query('SELECT count(*)::int AS n FROM model_submissions WHERE id = ANY($1) AND finished_at IS NULL', [ids]);
+        expect(finished.rows[0].n).toBe(0);
+        const used = await t.db.query('SELECT count(*)::int AS n FROM used_hotkeys WHERE submission_id = ANY($1)', [ids]);
+        expect(used.rows[0].n).toBe(6);
+      } finally {
+        await p.stop();
+      }
+    });
+
+    it('a MINER fault is terminal with the fault recorded, and INFRA faults retry within the stage budget', async () => {
+      let calls = 0;
+      const p = await startInProcessPipeline({
+        db: t.db,
+        executors: {
+          HIPPIUS: async (ctx) => {
+            const uri = (await ctx.db.query<{ model_uri: string }>('SELECT model_uri FROM model_submissions WHERE id = $1', [ctx.submissionId])).rows[0]?.model_uri ?? '';
+            if (uri.includes('badrepo')) return { outcome: { status: 'failed', fault: stageFault('MINER_FAULT', 'repo_name', 'repo name does not match') } };
+            calls += 1;
+            return { outcome: { status: 'failed', fault: stageFault('INFRA_FAULT', 'download_failed', 'hub 503') } };
+          },
+        },
+      });
+      try {
+        const bad = await p.host.ingest(randomReveal({ repo: 'x/badrepo' }));
+        const flaky = await p.host.ingest(randomReveal());
+        await waitFor(async () => {
+          const { rows } = await t.db.query<{ id: string; state: string }>('SELECT id, state FROM model_submissions WHERE id = ANY($1)', [[bad.id, flaky.id]]);
+          return rows.every((r) => r.state.startsWith('TERMINAL')) ? rows : null;
+        });
+        const rows = (await t.db.query('SELECT id, state, fault_class, fault_code FROM model_submissions WHERE id = ANY($1)', [[bad.id, flaky.id]])).rows;
+        expect(rows.find((r) => r.id === bad.id)).toMatchObject({ state: 'TERMINAL_INVALID', fault_class: 'MINER_FAULT', fault_code: 'repo_name' });
+        expect(rows.find((r) => r.id === flaky.id)).toMatchObject({ state: 'TERMINAL_INFRA_FAILED', fault_class: 'INFRA_FAULT' });
+        expect(calls).toBe(5); // spec §3: VALIDATION budget 5
+        const attempts = await t.db.query('SELECT count(*)::int AS n FROM stage_attempts WHERE submission_id = $1', [flaky.id]);
+        expect(attempts.rows[0].n).toBe(5);
+      } finally {
+        await p.stop();
+      }
+    });
+
+    it('a backend that dies mid-stage restarts, reports executor_lost (not charged) and finishes', async () => {
+      const effects: string[] = [];
+      const hang: InProcessExecutor = async (ctx) => {
+        effects.push(ctx.attemptKey);
+        return new Promise(() => {}); // the process "dies" before this returns
+      };
+      const first = await startInProcessPipeline({ db: t.db, nodeId: 'node-crash', executors: { ...instantExecutors(effects), PRE_EVAL: hang } });
+      const { id } = await first.host.ingest(randomReveal());
+      await waitFor(async () => (await t.db.query("SELECT 1 FROM stage_attempts WHERE submission_id = $1 AND stage = 'PRE_EVAL'", [id])).rowCount);
+      await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state = 'PRE_EVAL_RUNNING'", [id])).rowCount);
+      await first.stop(); // in-memory executors are gone; the DB says PRE_EVAL_RUNNING
+      const second = await startInProcessPipeline({ db: t.db, nodeId: 'node-crash', executors: instantExecutors(effects) });
+      try {
+        await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state IN ('COMPLETE_LOSS','COMPLETE_CORONATED')", [id])).rowCount, { what: 'terminal after restart' });
+        const lost = await t.db.query("SELECT fault_code, counts_against_budget FROM stage_attempts WHERE submission_id = $1 AND stage = 'PRE_EVAL' ORDER BY attempt_number", [id]);
+        expect(lost.rows[0]).toEqual({ fault_code: 'executor_lost', counts_against_budget: false });
+        expect(new Set(effects).size).toBe(effects.length);
+      } finally {
+        await second.stop();
+      }
+    });
+  });
+}
