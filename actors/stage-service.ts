@@ -127,6 +127,7 @@ export class StageService {
       return row;
     });
     if (launch.row) this.launch(launch.row);
+    else if (row.worker_id && row.state === 'RUNNING') this.events.emit('dispatched', row.worker_id);
     return view(row);
   }
 
@@ -198,6 +199,23 @@ export class StageService {
     const stage = (await getAttempt(this.options.db, attemptKey))?.stage;
     if (!stage) return false;
     return heartbeatAttempt(this.options.db, attemptKey, epoch, this.options.leaseMs[stage]);
+  }
+
+  /** Resolves when an attempt is dispatched to `workerId`, or after `timeoutMs`. */
+  waitForDispatch(workerId: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (id?: string) => {
+        if (id !== undefined && id !== workerId) return;
+        clearTimeout(timer);
+        this.events.off('dispatched', done);
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => done();
+      const timer = setTimeout(done, timeoutMs);
+      this.events.on('dispatched', done);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Wakes watchers after an out-of-band terminal write (sweeper, actor leaving a state). */
