@@ -1,3 +1,6 @@
+import { setMaxListeners } from 'node:events';
+
+const raised = new WeakSet<AbortSignal>();
 /** A counting semaphore with FIFO waiters; waiting is abortable so a cancelled eval frees its slot claims. */
 export class Semaphore {
   private available: number;
@@ -26,6 +29,12 @@ export class Semaphore {
           reject(signal?.reason);
         },
       };
+      // One duel's signal legitimately has many queued waiters (all removed on grant); raise
+      // Node's leak-warning threshold for it instead of warning on correct code.
+      if (signal && !raised.has(signal)) {
+        raised.add(signal);
+        setMaxListeners(0, signal);
+      }
       signal?.addEventListener('abort', waiter.onAbort, { once: true });
       this.waiters.push(waiter);
     });

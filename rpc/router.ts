@@ -102,16 +102,18 @@ export function createAppRouter(deps: RpcDeps) {
           wake?.();
         };
         deps.inspection.on('event', onEvent);
+        const onAbort = () => wake?.();
+        signal?.addEventListener('abort', onAbort, { once: true });
         try {
           while (!signal?.aborted) {
             while (queue.length > 0) yield queue.shift();
             await new Promise<void>((r) => {
               wake = r;
-              signal?.addEventListener('abort', () => r(), { once: true });
             });
             wake = null;
           }
         } finally {
+          signal?.removeEventListener('abort', onAbort);
           deps.inspection.off('event', onEvent);
         }
       }),

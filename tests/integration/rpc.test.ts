@@ -114,7 +114,7 @@ describe('typed RPC over WebSocket', () => {
     const seen: string[] = [];
     const c = open(READER);
     const sub = c.api.live.transitions.subscribe({ lastEventId: '0' }, { onData: (d) => seen.push(d.id) });
-    const ids = [];
+    const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await backend.host.ingest(randomReveal())).id);
     await waitFor(async () => seen.length >= 5, { what: 'first transitions' });
     // Kill every server-side socket: the client reconnects and resubscribes from the last id.

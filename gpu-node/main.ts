@@ -1,0 +1,81 @@
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { GpuNodeAgent } from './agent.ts';
+import { demoEvalPrompts } from './demo-prompts.ts';
+import { stubVllmCommand, VllmManager } from './vllm-manager.ts';
+import { routeChatByModel } from './executors.ts';
+
+const HELP = `albedo-gpu-node — GPU host agent: dials out to the backend and runs PRE_EVAL / EVAL attempts
+
+Usage: albedo-gpu-node --backend <ws://host:port/rpc> --role <PRE_EVAL|EVAL> [options]
+
+Options:
+  --backend URL        backend tRPC WebSocket URL (env ALBEDO_BACKEND_URL)
+  --role ROLE          PRE_EVAL or EVAL (env ALBEDO_REMOTE_HOST_ROLE, default EVAL)
+  --gpus N             GPUs on this host (env ALBEDO_REMOTE_GPU_COUNT, default 8)
+  --max-concurrent N   runs at once (default 1)
+  --state-dir DIR      persisted runs (env ALBEDO_REMOTE_STATE_DIR, default /tmp/albedo-remote-state)
+  --engine KIND        stub (local deterministic stand-in) or vllm (env ALBEDO_REMOTE_GENERATION_BACKEND, default stub)
+  --side-effect-log F  append each attempt key when its work starts (chaos tests)
+  -h, --help           this text
+
+The node token is read from ALBEDO_NODE_TOKEN (never from argv, so it does not show in ps).`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      backend: { type: 'string' },
+      role: { type: 'string' },
+      gpus: { type: 'string' },
+      'max-concurrent': { type: 'string' },
+      'state-dir': { type: 'string' },
+      engine: { type: 'string' },
+      'side-effect-log': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  const backendUrl = values.backend ?? process.env.ALBEDO_BACKEND_URL;
+  const token = process.env.ALBEDO_NODE_TOKEN;
+  const role = (values.role ?? process.env.ALBEDO_REMOTE_HOST_ROLE ?? 'EVAL').toUpperCase();
+  const engineKind = values.engine ?? process.env.ALBEDO_REMOTE_GENERATION_BACKEND ?? 'stub';
+  if (!backendUrl || !token || (role !== 'PRE_EVAL' && role !== 'EVAL')) {
+    process.stderr.write('albedo-gpu-node: need --backend, ALBEDO_NODE_TOKEN and --role PRE_EVAL|EVAL (see --help)\n');
+    process.exit(2);
+  }
+  if (engineKind !== 'stub') {
+    process.stderr.write('albedo-gpu-node: --engine vllm needs the model download and vLLM launch of the GPU-host issue; only the stub engine runs here\n');
+    process.exit(2);
+  }
+  const agent = new GpuNodeAgent({
+    backendUrl,
+    token,
+    role,
+    gpuCount: Number(values.gpus ?? process.env.ALBEDO_REMOTE_GPU_COUNT ?? 8),
+    maxConcurrent: Number(values['max-concurrent'] ?? 1),
+    stateDir: values['state-dir'] ?? process.env.ALBEDO_REMOTE_STATE_DIR ?? join('/tmp', 'albedo-remote-state'),
+    sideEffectLog: values['side-effect-log'],
+    evalPrompts: demoEvalPrompts,
+    log: (l) => process.stderr.write(`[gpu-node] ${l}\n`),
+    startEngine: async (models, signal) => {
+      // One engine per side, as on a real 8-GPU host (king on 0-3, challenger on 4-7).
+      const managers = models.map((m) => new VllmManager({ command: stubVllmCommand({ models: [m] }), startupTimeoutMs: 60_000, pollIntervalMs: 100 }));
+      await Promise.all(managers.map((m) => m.start(signal)));
+      const chat = routeChatByModel(Object.fromEntries(models.map((m, i) => [m, managers[i]!.chat])));
+      return { chat, stop: async () => void (await Promise.all(managers.map((m) => m.stop()))) };
+    },
+  });
+  await agent.start();
+  process.stdout.write(`READY gpu-node role=${role}\n`);
+  const shutdown = () => void agent.stop().then(() => process.exit(0));
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+main().catch((e) => {
+  process.stderr.write(`albedo-gpu-node: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
