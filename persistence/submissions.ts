@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { payloadHash as specPayloadHash } from '../chain/reveal.ts';
 import type { SubmissionId } from '../core/ids.ts';
 import type { Tx } from './db.ts';
 
@@ -11,14 +11,10 @@ export interface NewReveal {
   readonly extrinsicHash?: string | null;
   readonly repo: string;
   readonly digest: string;
-  /** The raw reveal string; its sha256 is the payload hash of the idempotency key. */
+  /** The raw reveal string, kept for the used-hotkeys ledger and audits. */
   readonly raw: string;
   readonly protocolVersion?: 'v1' | 'v2';
   readonly coldkey?: string | null;
-}
-
-export function payloadHash(raw: string): string {
-  return createHash('sha256').update(raw, 'utf8').digest('hex');
 }
 
 /**
@@ -26,7 +22,8 @@ export function payloadHash(raw: string): string {
  * `chain:<netuid>:<hotkey>:<payload_hash>`). Returns `created: false` for a reveal already ingested.
  */
 export async function insertSubmission(tx: Tx, r: NewReveal): Promise<{ id: SubmissionId; created: boolean; createdAt: Date }> {
-  const ph = payloadHash(r.raw);
+  // spec/chain.md: sha256 of the canonical JSON of the commit payload (repo, digest, author hotkey).
+  const ph = specPayloadHash({ repo: r.repo, digest: r.digest }, r.hotkey);
   const idempotencyKey = `chain:${r.netuid}:${r.hotkey}:${ph}`;
   const existing = await tx.query<{ id: SubmissionId; created_at: Date }>('SELECT id, created_at FROM model_submissions WHERE idempotency_key = $1', [idempotencyKey]);
   if (existing.rows[0]) return { id: existing.rows[0].id, created: false, createdAt: existing.rows[0].created_at };
