@@ -40,8 +40,13 @@ export async function openDb(options: OpenDbOptions): Promise<Db> {
     connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     application_name: options.applicationName ?? 'albedo',
   });
-  // An idle client that errors (server restart) must not crash the process; the next query reconnects.
+  // A client that errors (server restart, admin shutdown) must not crash the process: idle
+  // clients report through the pool, checked-out ones through their own 'error' event, which
+  // otherwise has no listener. The failing query still rejects; the next one reconnects.
   pool.on('error', () => {});
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   try {
     await pool.query('SELECT 1');
   } catch (cause) {
