@@ -559,7 +559,7 @@ for (const server of testServers()) {
         burn_uid: 0,
         deregistered_slots: [{ slot: 3, expected_uid: victim.uid, expected_hotkey: victim.hotkey, current_hotkey: newcomer, weight_bps: 2000 }],
       });
-      expect((epoch?.weight_policy.submitted_members as unknown[]).length).toBe(4);
+      expect((epoch!.weight_policy.submitted_members as unknown[]).length).toBe(4);
     });
   });
 }
