@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { DevChainClient, devChainMiner } from '../chain/devnet/client.ts';
 import { startDevChain } from '../chain/devnet/server.ts';
 import { ChainReader } from '../chain/reader.ts';
+import type { BackendConfig } from '../core/config.ts';
 import type { AlbedoError } from '../core/faults.ts';
 import { createJudge } from '../judge/judge-actor.ts';
 import { OpenRouterClient } from '../judge/openrouter-client.ts';
@@ -35,6 +36,7 @@ export const DEMO_MODELS = [
 
 export interface LocalDevnetOptions {
   readonly db: Db;
+  readonly config: BackendConfig;
   readonly dataDir: string;
   readonly port: number;
   readonly inspectUrl?: string;
@@ -62,7 +64,15 @@ const token = () => randomBytes(24).toString('base64url');
 export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevnet> {
   const { log } = o;
   mkdirSync(o.dataDir, { recursive: true });
-  const tokens = { operator: token(), reader: token(), pre: token(), eval: token(), chain: token(), provider: token() };
+  const cfg = o.config;
+  const tokens = {
+    operator: cfg.ALBEDO_OPERATOR_TOKEN ?? token(),
+    reader: cfg.ALBEDO_READER_TOKEN ?? token(),
+    pre: token(),
+    eval: token(),
+    chain: token(),
+    provider: token(),
+  };
   const tokensFile = join(o.dataDir, 'tokens.json');
   writeFileSync(tokensFile, JSON.stringify({ operator: tokens.operator, reader: tokens.reader }, null, 2));
   chmodSync(tokensFile, 0o600);
@@ -84,8 +94,9 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
 
   const backend = await startBackend({
     db: o.db,
-    nodeId: 'local-devnet',
-    listen: { port: o.port },
+    nodeId: cfg.ALBEDO_NODE_ID,
+    listen: { host: cfg.ALBEDO_API_HOST, port: o.port },
+    publicReads: cfg.ALBEDO_API_PUBLIC,
     tokens: { operator: tokens.operator, reader: tokens.reader, nodes: { 'gpu-pre-eval-1': tokens.pre, 'gpu-eval-1': tokens.eval } },
     executors: {
       HIPPIUS: createValidationExecutor({ store: new LocalDirStore(modelsRoot), backends: ['hippius', 'hf'] }),
@@ -93,10 +104,13 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
       WEIGHT_SET: createWeightSetExecutor({ chain: chainClient, netuid: NETUID, signerHotkey: '5DemoValidator', versionKey: 10_003_000, rateLimitBlocks: 3, burnUid: 0, network: 'local-devnet', pollMs: 500, retryBackoffMs: 2_000 }),
     },
     judge,
-    // Backoffs of spec §3 scaled to seconds so the demo shows retries without waiting minutes.
-    limits: { ...DEFAULT_LIMITS, backoffScale: 0.01 },
+    // Backoffs of spec §3 scaled to seconds (unless set) so the demo shows retries without waiting minutes.
+    limits: { ...DEFAULT_LIMITS, backoffScale: process.env.ALBEDO_BACKOFF_SCALE ? cfg.ALBEDO_BACKOFF_SCALE : 0.01 },
+    concurrency: { HIPPIUS: cfg.ALBEDO_HV_CONCURRENCY, EVAL: cfg.ALBEDO_EVAL_MAX_CONCURRENT },
+    actorLeaseMs: cfg.ALBEDO_ACTOR_LEASE_S * 1000,
+    writerLanes: cfg.ALBEDO_WRITER_LANES,
     evalSampleCount: 8,
-    sweepIntervalMs: 10_000,
+    sweepIntervalMs: cfg.ALBEDO_SWEEP_INTERVAL_S * 1000,
     inspectUrl: o.inspectUrl,
     onError: o.onError,
   });

@@ -56,8 +56,8 @@ async function main(): Promise<void> {
     if (!values.help) process.exitCode = 2;
     return;
   }
-  const dataDir = values['data-dir'] ?? join(homedir(), '.albedo', 'devnet');
   const config = loadConfig({ ...process.env, ...(values['local-devnet'] ? { ALBEDO_INSECURE_DEV: '1' } : {}) });
+  const dataDir = values['data-dir'] ?? (process.env.ALBEDO_DATA_DIR ? join(config.ALBEDO_DATA_DIR, 'devnet') : join(homedir(), '.albedo', 'devnet'));
   let databaseUrl = config.databaseUrl;
   let stopPg: (() => Promise<void>) | null = null;
   if (!databaseUrl) {
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     if (config.ALBEDO_LOG_LEVEL === 'debug' || e.code !== 'INTERNAL') log(`error (${context}): ${e.message}`);
   };
   log('LOCAL DEVNET — the chain, GPU nodes ("vLLM") and judge provider are local stand-ins; the validator is the real code');
-  const start = (p: number) => startLocalDevnet({ db, dataDir, port: p, inspectUrl: values.inspect, log, onError, demo: !values['no-demo'] });
+  const start = (p: number) => startLocalDevnet({ db, config, dataDir, port: p, inspectUrl: values.inspect, log, onError, demo: !values['no-demo'] });
   let stack: Awaited<ReturnType<typeof start>>;
   try {
     stack = await start(port);

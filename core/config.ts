@@ -43,7 +43,8 @@ const schema = z.object({
   ALBEDO_BACKOFF_SCALE: z.coerce.number().positive().max(1000).default(CONFIG_DEFAULTS.ALBEDO_BACKOFF_SCALE),
   ALBEDO_SWEEP_INTERVAL_S: z.coerce.number().positive().max(3600).default(CONFIG_DEFAULTS.ALBEDO_SWEEP_INTERVAL_S),
   ALBEDO_HV_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(CONFIG_DEFAULTS.ALBEDO_HV_CONCURRENCY),
-  ALBEDO_EVAL_MAX_CONCURRENT: z.coerce.number().int().min(1).max(64).default(CONFIG_DEFAULTS.ALBEDO_EVAL_MAX_CONCURRENT),
+  /** Spec §4.4/§8: one active eval globally (the next duel must face a settled king), enforced by a unique index. */
+  ALBEDO_EVAL_MAX_CONCURRENT: z.coerce.number().int().min(0).max(1, 'at most one eval can be active (spec §4.4); 0 pauses duels').default(CONFIG_DEFAULTS.ALBEDO_EVAL_MAX_CONCURRENT),
   ALBEDO_ACTOR_LEASE_S: z.coerce.number().positive().max(3600).default(CONFIG_DEFAULTS.ALBEDO_ACTOR_LEASE_S),
   ALBEDO_WRITER_LANES: z.coerce.number().int().min(1).max(32).default(CONFIG_DEFAULTS.ALBEDO_WRITER_LANES),
   ALBEDO_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(CONFIG_DEFAULTS.ALBEDO_DB_POOL_SIZE),
