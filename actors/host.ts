@@ -16,7 +16,7 @@ import { abandonAttempt } from '../persistence/attempts.ts';
 import { type Db, inTx } from '../persistence/db.ts';
 import { insertSubmission, type NewReveal, usedHotkeySource } from '../persistence/submissions.ts';
 import { domainEventFor } from './projection.ts';
-import { DEFAULT_WRITER_LANES, SnapshotWriter, type SubmissionPatch, type TransitionRecord } from './writer.ts';
+import { DEFAULT_WRITER_LANES, lockTransitionLog, SnapshotWriter, type SubmissionPatch, type TransitionRecord } from './writer.ts';
 
 /** Ownership lease of a backend process over its actors. @default 30000 */
 export const DEFAULT_ACTOR_LEASE_MS = 30_000;
@@ -158,6 +158,7 @@ export class ActorHost {
         [sub.id, SUBMISSION_MACHINE_VERSION, JSON.stringify(snapshot), this.options.nodeId, this.options.actorLeaseMs ?? DEFAULT_ACTOR_LEASE_MS],
       );
       const domain = domainEventFor(null, 'SUBMITTED', 'CREATED', null);
+      await lockTransitionLog(tx);
       await tx.query(
         `INSERT INTO actor_transitions (submission_id, transition_seq, from_state, to_state, event_type) VALUES ($1, 1, NULL, 'SUBMITTED', 'CREATED')`,
         [sub.id],

@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { AlbedoError, type StageFault, stageFault, toAlbedoError } from '../core/faults.ts';
-import type { AttemptKey, Stage, SubmissionId } from '../core/ids.ts';
+import { type AttemptKey, parseAttemptKey, type Stage, type SubmissionId } from '../core/ids.ts';
 import type { StageOutcome, StageProgress } from '../core/stage.ts';
 import {
   type AttemptRow,
+  dispatchFast,
   finalizeAttempt,
+  finalizeWithEvent,
   getAttempt,
   heartbeatAttempt,
   insertStageEvent,
@@ -104,6 +106,15 @@ export class StageService {
 
   /** Idempotent: a known key returns the existing attempt; a stale epoch is refused. */
   async start(req: { attemptKey: AttemptKey; epoch: string }): Promise<AttemptView> {
+    const stage = parseAttemptKey(req.attemptKey).stage;
+    if (!this.options.hooks?.[stage]?.buildInput) {
+      const fast = await dispatchFast(this.options.db, req.attemptKey, req.epoch, this.isRemote(stage) ? null : this.options.incarnation);
+      if (fast) {
+        if (!this.isRemote(stage)) this.launch(fast);
+        else if (fast.worker_id) this.events.emit('dispatched', fast.worker_id);
+        return view(fast);
+      }
+    }
     const launch: { row?: AttemptRow } = {};
     const row = await inTx(this.options.db, async (tx) => {
       const row = await lockAttempt(tx, req.attemptKey);
@@ -141,7 +152,7 @@ export class StageService {
   /** Streams events after `lastEventId`, ending with the terminal one; resumable by id. */
   async *watch(req: { attemptKey: AttemptKey; lastEventId?: number; signal?: AbortSignal }): AsyncGenerator<WatchedEvent> {
     let cursor = req.lastEventId ?? 0;
-    if (!(await getAttempt(this.options.db, req.attemptKey))) throw new AlbedoError('NOT_FOUND', `unknown attempt ${req.attemptKey}`);
+    let known = false;
     while (!req.signal?.aborted && !this.closed) {
       // Read the wake-up generation before querying: a notify that lands between the query and
       // the wait is then seen, instead of being lost until the next poll (measured: ~15 % of
@@ -152,6 +163,12 @@ export class StageService {
         cursor = Number(r.id);
         yield { id: cursor, type: r.event_type, data: r.data, terminal: r.terminal };
         if (r.terminal) return;
+      }
+      if (rows.length > 0) known = true;
+      else if (!known) {
+        // Existence is checked only when there is nothing to stream yet (saves a round trip per watch).
+        if (!(await getAttempt(this.options.db, req.attemptKey))) throw new AlbedoError('NOT_FOUND', `unknown attempt ${req.attemptKey}`);
+        known = true;
       }
       if (rows.length === 0 && (this.generations.get(req.attemptKey) ?? 0) === generation) await this.nextEvent(req.attemptKey, req.signal);
     }
@@ -300,10 +317,14 @@ export class StageService {
       }
       try {
         if (this.closed) return; // shutting down: the next incarnation reports executor_lost
-        await inTx(this.options.db, async (tx) => {
-          const locked = await lockAttempt(tx, row.attempt_key);
-          if (locked?.state === 'RUNNING' && locked.lease_token === row.lease_token) await this.finalizeInTx(tx, locked, result.outcome, result.apply);
-        });
+        if (!result.apply && !this.options.hooks?.[row.stage]?.onFinalized) {
+          await finalizeWithEvent(this.options.db, row.attempt_key, row.lease_token, result.outcome);
+        } else {
+          await inTx(this.options.db, async (tx) => {
+            const locked = await lockAttempt(tx, row.attempt_key);
+            if (locked?.state === 'RUNNING' && locked.lease_token === row.lease_token) await this.finalizeInTx(tx, locked, result.outcome, result.apply);
+          });
+        }
         this.notify(row.attempt_key);
       } catch (error) {
         this.options.onError?.(toAlbedoError(error), `finalising ${row.attempt_key}`);

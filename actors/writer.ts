@@ -165,6 +165,7 @@ async function writeBatch(tx: Tx, writes: SnapshotWrite[]): Promise<Set<Submissi
   );
   const transitions = live.flatMap((w) => w.transitions.map((t) => ({ id: w.id, t })));
   if (transitions.length > 0) {
+    await lockTransitionLog(tx);
     // ON CONFLICT: a transition replayed after a crash (same actor, same sequence) logs once.
     await tx.query(
       `INSERT INTO actor_transitions (submission_id, transition_seq, from_state, to_state, event_type, event, created_at)
@@ -197,4 +198,15 @@ async function writeBatch(tx: Tx, writes: SnapshotWrite[]): Promise<Set<Submissi
   }
   for (const w of live) for (const extra of w.extras) await extra(tx);
   return fenced;
+}
+
+/**
+ * Subscribers resume the transition log by id (`id > cursor`). A bigserial id is taken at insert
+ * time, not at commit, so two concurrent writers can commit ids out of order and a reader that saw
+ * the larger one would skip the smaller one forever (seen as a flaky resume test). Holding this
+ * lock from the first transition insert to commit makes commit order equal id order. Its cost is
+ * small here: one holder per batch, and batches carry many transitions each.
+ */
+export async function lockTransitionLog(tx: Tx): Promise<void> {
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext('albedo_transition_log'))");
 }

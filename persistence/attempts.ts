@@ -124,3 +124,52 @@ export function outcomeOf(row: AttemptRow): StageOutcome | null {
     },
   };
 }
+
+/**
+ * First dispatch of an attempt that needs no input hook, in one statement (no explicit
+ * transaction): measured on the pipeline benchmark, the locked read-modify-write of the general
+ * path was 4 round trips per attempt. Returns undefined when the fast path does not apply (unknown
+ * key, stale epoch, already dispatched or finished); the caller then takes the general path.
+ */
+export async function dispatchFast(q: Queryable, key: AttemptKey, epoch: string, incarnation: string | null): Promise<AttemptRow | undefined> {
+  const { rows } = await q.query<AttemptRow>(
+    `UPDATE stage_attempts SET input_snapshot = '{}', dispatched_at = now(), executor_incarnation = $3
+     WHERE attempt_key = $1 AND lease_token = $2 AND state = 'RUNNING' AND dispatched_at IS NULL RETURNING *`,
+    [key, epoch, incarnation],
+  );
+  return rows[0];
+}
+
+/**
+ * The finaliser's compare-and-set and its terminal event in one statement, for outcomes with no
+ * domain writes to commit alongside (one round trip instead of five).
+ */
+export async function finalizeWithEvent(q: Queryable, key: AttemptKey, epoch: string, outcome: StageOutcome): Promise<AttemptRow | undefined> {
+  const fault: StageFault | null = outcome.status === 'failed' ? outcome.fault : null;
+  const state = outcome.status === 'succeeded' ? 'SUCCEEDED' : fault?.retryable ? 'FAILED_RETRYABLE' : 'FAILED_TERMINAL';
+  const { rows } = await q.query<AttemptRow>(
+    `WITH done AS (
+       UPDATE stage_attempts SET state = $3, finished_at = now(), result_summary = $4,
+         fault_class = $5, fault_code = $6, fault_message = $7, counts_against_budget = $8
+       WHERE attempt_key = $1 AND lease_token = $2 AND state = 'RUNNING' RETURNING *
+     ), ev AS (
+       INSERT INTO stage_events (attempt_key, reporter_seq, event_type, data, terminal)
+       SELECT attempt_key, $9, 'terminal', $10, true FROM done
+       ON CONFLICT (attempt_key, reporter_seq) DO NOTHING
+     )
+     SELECT * FROM done`,
+    [
+      key,
+      epoch,
+      state,
+      outcome.status === 'succeeded' ? outcome.result : null,
+      fault?.faultClass ?? null,
+      fault?.code ?? null,
+      fault?.message ?? null,
+      fault ? fault.countsAgainstBudget : true,
+      TERMINAL_REPORTER_SEQ,
+      { outcome },
+    ],
+  );
+  return rows[0];
+}

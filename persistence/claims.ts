@@ -69,26 +69,29 @@ export interface InsertedAttempt {
 
 /** Inserts the RUNNING attempt with a fresh fencing token and its CLAIMED inbox event (one transaction). */
 export async function insertClaim(tx: Tx, c: { submissionId: SubmissionId; stage: Stage; timing: StageTiming; workerId: string | null }): Promise<InsertedAttempt> {
-  const n = await tx.query<{ n: number }>(
-    'SELECT coalesce(max(attempt_number), 0) + 1 AS n FROM stage_attempts WHERE submission_id = $1 AND stage = $2',
-    [c.submissionId, c.stage],
-  );
-  const attemptNumber = Number(n.rows[0]?.n ?? 1);
-  const key = attemptKey(c.submissionId, c.stage, attemptNumber);
-  const { rows } = await tx.query<{ lease_token: string; deadline_at: Date }>(
-    `INSERT INTO stage_attempts (submission_id, stage, attempt_number, attempt_key, state, worker_id, lease_token, lease_expires_at, heartbeat_at, deadline_at)
-     VALUES ($1, $2, $3, $4, 'RUNNING', $5, gen_random_uuid(), now() + make_interval(secs => $6::double precision / 1000), now(),
-             now() + make_interval(secs => $7::double precision / 1000))
-     RETURNING lease_token, deadline_at`,
-    [c.submissionId, c.stage, attemptNumber, key, c.workerId, c.timing.leaseMs, c.timing.deadlineMs],
+  // One statement: next attempt number, the RUNNING attempt with a fresh fencing token, and the
+  // actor's CLAIMED inbox row (was three round trips per claim). The attempt key is derived in SQL
+  // exactly as core/ids.ts attemptKey() does.
+  const { rows } = await tx.query<{ attempt_number: number; lease_token: string; deadline_at: Date }>(
+    `WITH n AS (
+       SELECT coalesce(max(attempt_number), 0) + 1 AS n FROM stage_attempts WHERE submission_id = $1 AND stage = $2
+     ), a AS (
+       INSERT INTO stage_attempts (submission_id, stage, attempt_number, attempt_key, state, worker_id, lease_token, lease_expires_at, heartbeat_at, deadline_at)
+       SELECT $1, $2, n.n, $1::text || ':' || $2 || ':' || n.n, 'RUNNING', $3, gen_random_uuid(),
+              now() + make_interval(secs => $4::double precision / 1000), now(), now() + make_interval(secs => $5::double precision / 1000)
+       FROM n RETURNING attempt_number, attempt_key, lease_token, deadline_at
+     ), i AS (
+       INSERT INTO actor_inbox (submission_id, event, dedup_key)
+       SELECT $1, jsonb_build_object('type', 'CLAIMED', 'stage', $2::text, 'attemptNumber', a.attempt_number, 'leaseToken', a.lease_token,
+                'deadlineAt', (extract(epoch FROM a.deadline_at) * 1000)::bigint, 'at', $6::bigint),
+              'claim:' || a.attempt_key
+       FROM a ON CONFLICT (dedup_key) DO NOTHING
+     )
+     SELECT attempt_number, lease_token, deadline_at FROM a`,
+    [c.submissionId, c.stage, c.workerId, c.timing.leaseMs, c.timing.deadlineMs, Date.now()],
   );
   const row = rows[0]!;
-  await tx.query('INSERT INTO actor_inbox (submission_id, event, dedup_key) VALUES ($1, $2, $3) ON CONFLICT (dedup_key) DO NOTHING', [
-    c.submissionId,
-    { type: 'CLAIMED', stage: c.stage, attemptNumber, leaseToken: row.lease_token, deadlineAt: row.deadline_at.getTime(), at: Date.now() },
-    `claim:${key}`,
-  ]);
-  return { attemptKey: key, attemptNumber, leaseToken: row.lease_token, deadlineAt: row.deadline_at };
+  return { attemptKey: attemptKey(c.submissionId, c.stage, row.attempt_number), attemptNumber: row.attempt_number, leaseToken: row.lease_token, deadlineAt: row.deadline_at };
 }
 
 export async function insertRejection(tx: Tx, submissionId: SubmissionId, stage: Stage, fault: StageFault, dedupKey: string): Promise<void> {
