@@ -6,6 +6,7 @@
  */
 import { stageFault } from '../core/faults.ts';
 import { EngineFault, type ChatFn } from './engine.ts';
+import { readBoundedBody } from '../core/io.ts';
 
 /** Replies larger than this are rejected as malformed. @default 16 MiB */
 export const DEFAULT_MAX_ENGINE_RESPONSE_BYTES = 16 * 1024 * 1024;
@@ -28,21 +29,8 @@ function describe(error: unknown): string {
 
 /** Body as text, or null when it exceeds `maxBytes`. */
 async function readBoundedText(response: Response, maxBytes: number): Promise<string | null> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  const body = await readBoundedBody(response, maxBytes);
+  return body === null ? null : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
 }
 
 function errorDetail(text: string | null): string {

@@ -8,6 +8,7 @@ import { stageFault } from '../core/faults.ts';
 import { Semaphore } from './semaphore.ts';
 import { JudgeFault, type ChatMessage } from './types.ts';
 import { scanJsonObjects } from './json-scan.ts';
+import { abortableSleep, readBoundedBody } from '../core/io.ts';
 
 /** @default 'https://openrouter.ai/api' (requests go to `${baseUrl}/v1/chat/completions`) */
 export const DEFAULT_OPENROUTER_BASE_URL = 'https://openrouter.ai/api';
@@ -108,21 +109,9 @@ function retryAfterMs(header: string | null, now: number): number | null {
 }
 
 async function readBounded(response: Response, maxBytes: number): Promise<string> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw new AttemptFailure(`response exceeds ${maxBytes} bytes`, true);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  const body = await readBoundedBody(response, maxBytes);
+  if (body === null) throw new AttemptFailure(`response exceeds ${maxBytes} bytes`, true);
+  return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
 }
 
 /** `choices[0].message.content` as text: a string, or the concatenated text parts. */
@@ -140,19 +129,11 @@ function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('aborted', 'AbortError');
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal as AbortSignal));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** Backoff wait that rejects when the duel is cancelled, so a retry loop stops at once. */
+async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) throw abortError(signal);
+  await abortableSleep(ms, signal);
+  if (signal?.aborted) throw abortError(signal);
 }
 
 /**

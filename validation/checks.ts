@@ -12,6 +12,7 @@ import {
   type SafetensorsHeader,
   weightDtypeMessage,
 } from './safetensors.ts';
+import { abortableSleep } from '../core/io.ts';
 
 /**
  * The artifact checks of spec/validation.md §1 that need no full download, in spec order:
@@ -103,18 +104,7 @@ interface Run {
   headers: Map<string, SafetensorsHeader>;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
+const sleep = abortableSleep;
 
 /**
  * Runs a store read; a `not_found` is confirmed once more after `notFoundRecheckMs` before it is

@@ -1,6 +1,7 @@
 import { type FileHandle, lstat, open, readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { digestPathComponent, isValidRepo, type ModelRef } from './model-ref.ts';
+import { readBoundedBody } from '../core/io.ts';
 
 /**
  * Read access to a pinned model in a store. Paths are repository paths with `/` separators.
@@ -270,32 +271,9 @@ function statusError(status: number, what: string): ModelStoreError {
 
 /** Reads a response body, refusing more than `max` bytes (the stream is cancelled past the cap). */
 async function readBodyCapped(res: Response, max: number, what: string): Promise<Uint8Array> {
-  const declared = Number(res.headers.get('content-length') ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel().catch(() => {});
-    throw new ModelStoreError('too_large', `${what} is ${declared} bytes (cap ${max})`);
-  }
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      throw new ModelStoreError('too_large', `${what} exceeds ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
+  const body = await readBoundedBody(res, max);
+  if (body === null) throw new ModelStoreError('too_large', `${what} exceeds ${max} bytes`);
+  return body;
 }
 
 function nextLink(header: string | null): string | null {

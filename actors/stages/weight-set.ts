@@ -38,6 +38,7 @@ import {
 } from '../../persistence/coronation.ts';
 import { type Db, inTx, type Tx } from '../../persistence/db.ts';
 import type { ExecutorContext, ExecutorResult, InProcessExecutor } from '../stage-service.ts';
+import { abortableSleep } from '../../core/io.ts';
 
 /** Advisory transaction lock of every weight-epoch claim (pipeline.md §8). */
 export const WEIGHT_SETTER_LOCK = 'weight_setter';
@@ -118,17 +119,7 @@ function failed(fault: StageFault): ExecutorResult {
   return { outcome: { status: 'failed', fault } };
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
+const sleep = abortableSleep;
 
 /** Version of the newest reign this submission triggered, or null if it was never crowned. */
 async function crowningReignVersion(db: Db, submissionId: string): Promise<number | null> {
