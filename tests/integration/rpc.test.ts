@@ -110,6 +110,20 @@ describe('typed RPC over WebSocket', () => {
     expect(audit.rows.map((r) => r.action)).toEqual(['ban', 'unban']);
   });
 
+  it('streams Stately inspection events of the actors (live.inspect)', async () => {
+    const events: Array<{ type: string; sessionId?: string; snapshot?: { value?: unknown } }> = [];
+    let sub: { unsubscribe(): void } | undefined;
+    await new Promise<void>((started) => {
+      sub = open(READER).api.live.inspect.subscribe(undefined, { onStarted: () => started(), onData: (e) => events.push(e as never) });
+    });
+    await backend.host.ingest(randomReveal());
+    await waitFor(async () => events.some((e) => e.type === '@xstate.snapshot' && e.snapshot?.value === 'COMPLETE_LOSS'), { what: 'inspection snapshot' });
+    sub?.unsubscribe();
+    expect(new Set(events.map((e) => e.type))).toEqual(new Set(['@xstate.actor', '@xstate.event', '@xstate.snapshot']));
+    // Fencing tokens never leave the backend, not even through the inspector.
+    expect(JSON.stringify(events)).not.toMatch(/"leaseToken":"[0-9a-f-]{36}"/);
+  });
+
   it('live transitions resume after a dropped socket without loss or duplication', async () => {
     const seen: string[] = [];
     const c = open(READER);
