@@ -225,7 +225,9 @@ export class ActorHost {
     );
     const row = rows[0];
     if (!row || this.entries.has(id)) return;
-    this.restoreRow(row);
+    // Loaded for an event (e.g. OPERATOR_RETRY of a TERMINAL_INFRA_FAILED actor): keep it loaded
+    // until that event is applied; a snapshot that is still terminal afterwards unloads it again.
+    this.restoreRow(row, { keepTerminal: true });
     await this.applyPending(id);
   }
 
@@ -247,12 +249,12 @@ export class ActorHost {
     return restored;
   }
 
-  private restoreRow(row: ClaimedRow): boolean {
+  private restoreRow(row: ClaimedRow, opts: { keepTerminal?: boolean } = {}): boolean {
     if (row.machine_version !== SUBMISSION_MACHINE_VERSION) {
       this.report(new AlbedoError('CONFIG', `refusing snapshot of ${row.submission_id}: machine version ${row.machine_version}, this build is ${SUBMISSION_MACHINE_VERSION}`), 'restore');
       return false;
     }
-    this.restoreActor(row.submission_id, row.snapshot, Number(row.owner_epoch), Number(row.last_applied_seq), Number(row.transition_seq));
+    this.restoreActor(row.submission_id, row.snapshot, Number(row.owner_epoch), Number(row.last_applied_seq), Number(row.transition_seq), opts.keepTerminal);
     return true;
   }
 
@@ -282,7 +284,7 @@ export class ActorHost {
     return createActor(this.machine, { input: { submissionId: id, hotkey, modelUri, limits: this.options.limits, createdAt } });
   }
 
-  private restoreActor(id: SubmissionId, snapshot: unknown, epoch: number, appliedSeq: number, transitionSeq: number): void {
+  private restoreActor(id: SubmissionId, snapshot: unknown, epoch: number, appliedSeq: number, transitionSeq: number, keepTerminal = false): void {
     const persisted = snapshot as { value: string; context: SubmissionContext };
     const entry: Entry = {
       id,
@@ -307,7 +309,7 @@ export class ActorHost {
     });
     entry.actor = actor;
     actor.start();
-    if (isTerminalState(String(actor.getSnapshot().value))) this.unload(id, 'terminal');
+    if (!keepTerminal && isTerminalState(String(actor.getSnapshot().value))) this.unload(id, 'terminal');
   }
 
   /** Every processed event of a root actor: persist what changed, with its projections. */

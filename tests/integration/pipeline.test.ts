@@ -96,6 +96,38 @@ for (const server of testServers()) {
       }
     });
 
+    it('operator retry revives a TERMINAL_INFRA_FAILED submission at the stage that failed; cancel ends a queued one', async () => {
+      let healthy = false;
+      const p = await startInProcessPipeline({
+        db: t.db,
+        executors: {
+          ...instantExecutors([]),
+          PRE_EVAL: async () =>
+            healthy ? { outcome: { status: 'succeeded', result: {} } } : { outcome: { status: 'failed', fault: stageFault('INFRA_FAULT', 'worker_unreachable', 'GPU host down') } },
+        },
+      });
+      try {
+        const { id } = await p.host.ingest(randomReveal());
+        await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state = 'TERMINAL_INFRA_FAILED'", [id])).rowCount, { what: 'PRE_EVAL budget exhausted' });
+        healthy = true;
+        await p.host.deliver(id, { type: 'OPERATOR_RETRY', at: Date.now() });
+        await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state IN ('COMPLETE_LOSS','COMPLETE_CORONATED')", [id])).rowCount, { what: 'retried to the end' });
+        const path = (await t.db.query<{ to_state: string }>('SELECT to_state FROM actor_transitions WHERE submission_id = $1 ORDER BY transition_seq', [id])).rows.map((r) => r.to_state);
+        expect(path.slice(path.indexOf('TERMINAL_INFRA_FAILED'), path.indexOf('TERMINAL_INFRA_FAILED') + 3)).toEqual(['TERMINAL_INFRA_FAILED', 'PRE_EVAL_RETRYABLE', 'PRE_EVAL_RUNNING']);
+        expect((await t.db.query("SELECT count(*)::int AS n FROM events WHERE submission_id = $1 AND event_type = 'budget_reset'", [id])).rows[0].n).toBe(1);
+      } finally {
+        await p.stop();
+      }
+      const idle = await startInProcessPipeline({ db: t.db, executors: {} }); // nothing runs HIPPIUS: it stays queued
+      try {
+        const { id } = await idle.host.ingest(randomReveal());
+        await idle.host.deliver(id, { type: 'OPERATOR_CANCEL', reason: 'test', at: Date.now() });
+        await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state = 'TERMINAL_INFRA_FAILED' AND fault_code = 'operator_cancelled' AND finished_at IS NOT NULL", [id])).rowCount);
+      } finally {
+        await idle.stop();
+      }
+    });
+
     it('a backend that dies mid-stage restarts, reports executor_lost (not charged) and finishes', async () => {
       const effects: string[] = [];
       const hang: InProcessExecutor = async (ctx) => {

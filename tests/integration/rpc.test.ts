@@ -63,6 +63,14 @@ describe('typed RPC over WebSocket', () => {
     expect(reign?.members[0]?.hotkey).toBe('genesis');
   });
 
+  it('the queue reports positions and an ETA from measured stage durations', async () => {
+    const api = open(READER).api;
+    const q = await api.queue.query({ limit: 10 });
+    // The first test ran every stage: each has a measured mean duration now.
+    for (const stage of ['HIPPIUS', 'PRE_EVAL', 'EVAL']) expect(q.measuredStageMs[stage]).toBeGreaterThan(0);
+    for (const [i, item] of q.items.entries()) expect(item.position).toBe(i + 1);
+  });
+
   it('malformed input gets a zod error naming the field', async () => {
     const api = open(READER).api;
     const err = await api.submissions.byId.query({ id: 'not-a-uuid' }).catch((e) => e);
