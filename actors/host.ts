@@ -121,7 +121,7 @@ export class ActorHost {
        ON CONFLICT (node_id) DO UPDATE SET incarnation = EXCLUDED.incarnation, started_at = now(), heartbeat_at = now()`,
       [this.options.nodeId, this.options.incarnation],
     );
-    const restored = await this.adopt();
+    const restored = await this.adopt({ includeOwn: true });
     const lease = this.options.actorLeaseMs ?? DEFAULT_ACTOR_LEASE_MS;
     this.timers.push(setInterval(() => void this.renewLeases().catch((e) => this.report(toAlbedoError(e), 'lease renewal')), lease / 3));
     this.timers.push(setInterval(() => void this.pollInbox().catch((e) => this.report(toAlbedoError(e), 'inbox poll')), this.options.inboxPollMs ?? DEFAULT_INBOX_POLL_MS));
@@ -231,14 +231,19 @@ export class ActorHost {
     await this.applyPending(id);
   }
 
-  /** Takes ownership of live actors that are ours (a previous incarnation) or orphaned (lease expired). */
-  private async adopt(): Promise<number> {
+  /**
+   * Takes ownership of orphaned live actors (no owner, or lease expired) and, at start only, of our
+   * own previous incarnation's. Regression: the periodic pass also re-took our *live* actors, which
+   * bumped their epochs, fenced every in-memory actor out and reloaded it from its snapshot every
+   * lease period (found when the serial pipeline benchmark slowed 10x with 400 submissions).
+   */
+  private async adopt(opts: { includeOwn: boolean }): Promise<number> {
     const lease = this.options.actorLeaseMs ?? DEFAULT_ACTOR_LEASE_MS;
     const { rows } = await this.options.db.query<ClaimedRow>(
       `UPDATE actor_snapshots SET owner_id = $1, owner_epoch = owner_epoch + 1, lease_expires_at = now() + make_interval(secs => $2::double precision / 1000)
-       WHERE NOT terminal AND (owner_id IS NULL OR owner_id = $1 OR lease_expires_at < now())
+       WHERE NOT terminal AND (owner_id IS NULL OR lease_expires_at < now() OR ($3 AND owner_id = $1))
        RETURNING submission_id, owner_epoch, snapshot, machine_version, last_applied_seq, transition_seq`,
-      [this.options.nodeId, lease],
+      [this.options.nodeId, lease, opts.includeOwn],
     );
     let restored = 0;
     for (const row of rows) {
@@ -265,7 +270,7 @@ export class ActorHost {
       [this.options.nodeId, lease],
     );
     await this.options.db.query('UPDATE backend_nodes SET heartbeat_at = now() WHERE node_id = $1', [this.options.nodeId]);
-    await this.adopt();
+    await this.adopt({ includeOwn: false });
   }
 
   /** Catches inbox rows written by other processes (dispatchers, sweepers, RPC) for our actors. */

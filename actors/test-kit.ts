@@ -56,12 +56,13 @@ export async function startInProcessPipeline(opts: {
   limits?: SubmissionLimits;
   timing?: Partial<Record<Stage, StageTiming>>;
   concurrency?: Partial<Record<Stage, number>>;
+  actorLeaseMs?: number;
   onError?: (e: Error, ctx: string) => void;
 }): Promise<InProcessPipeline> {
   const incarnation = randomUUID();
   const onError = opts.onError ?? ((e: Error, ctx: string) => console.error(`[${ctx}]`, e.message));
   const service = new StageService({ db: opts.db, incarnation, executors: opts.executors, hooks: opts.hooks, leaseMs: FAST_LEASES, onError });
-  const host = new ActorHost({ db: opts.db, nodeId: opts.nodeId ?? 'test-node', incarnation, stageClient: localStageClient(service), limits: opts.limits ?? FAST_LIMITS, onError });
+  const host = new ActorHost({ db: opts.db, nodeId: opts.nodeId ?? 'test-node', incarnation, stageClient: localStageClient(service), limits: opts.limits ?? FAST_LIMITS, actorLeaseMs: opts.actorLeaseMs, onError });
   const dispatcher = new Dispatcher({ db: opts.db, host, remoteStages: new Set(), concurrency: opts.concurrency, timing: opts.timing, pollMs: 50, onError });
   const sweeper = new Sweeper({ db: opts.db, host, notify: (k) => service.notify(k), onError });
   await host.start();

@@ -68,6 +68,7 @@ export async function startEmbeddedPostgres(options: { dataDir?: string; port?: 
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
     onLog: (m: unknown) => {
+      if (process.env.ALBEDO_PG_LOG_DEBUG) process.stderr.write(`[pg] ${String(m)}`);
       logs.push(String(m));
       if (logs.length > 200) logs.shift();
     },

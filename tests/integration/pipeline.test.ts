@@ -128,6 +128,26 @@ for (const server of testServers()) {
       }
     });
 
+    // Regression (issue #3 pipeline benchmark): lease renewal re-adopted the host's own live actors,
+    // bumping their epochs and fencing every in-memory actor out once per lease period.
+    it('lease renewal keeps the epochs of live actors (no self-fencing)', async () => {
+      const hang: InProcessExecutor = async () => new Promise(() => {});
+      const p = await startInProcessPipeline({ db: t.db, nodeId: 'node-renew', executors: { HIPPIUS: hang }, actorLeaseMs: 150 });
+      try {
+        const { id } = await p.host.ingest(randomReveal());
+        await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state = 'HIPPIUS_RUNNING'", [id])).rowCount);
+        const epoch = async () => Number((await t.db.query('SELECT owner_epoch FROM actor_snapshots WHERE submission_id = $1', [id])).rows[0].owner_epoch);
+        const before = await epoch();
+        const renewedAt = async () => (await t.db.query('SELECT lease_expires_at FROM actor_snapshots WHERE submission_id = $1', [id])).rows[0].lease_expires_at.getTime();
+        const first = await renewedAt();
+        await waitFor(async () => (await renewedAt()) > first + 200, { what: 'several lease renewals' });
+        expect(await epoch()).toBe(before);
+        expect(p.host.liveActorCount).toBe(1);
+      } finally {
+        await p.stop();
+      }
+    });
+
     it('a backend that dies mid-stage restarts, reports executor_lost (not charged) and finishes', async () => {
       const effects: string[] = [];
       const hang: InProcessExecutor = async (ctx) => {
