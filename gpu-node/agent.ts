@@ -60,6 +60,7 @@ export class GpuNodeAgent {
   }
 
   async start(): Promise<void> {
+    await probeToken(this.o.backendUrl, this.o.token);
     this.client = createAlbedoClient({
       url: this.o.backendUrl,
       token: this.o.token,
@@ -225,4 +226,34 @@ export class GpuNodeAgent {
     }
     return null;
   }
+}
+
+/**
+ * Fails fast with a clear message when the backend refuses this node's token (HTTP 401 at the
+ * upgrade); the tRPC link would otherwise retry the connection forever and hold every call.
+ * Unreachable backends are not an error here: the link reconnects when they come up.
+ */
+export async function probeToken(url: string, token: string, timeoutMs = 5_000): Promise<void> {
+  const status = await new Promise<number | null>((resolve) => {
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve(null);
+    }, timeoutMs);
+    ws.on('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      clearTimeout(timer);
+      ws.close();
+      resolve(101);
+    });
+    ws.on('error', () => {
+      clearTimeout(timer);
+      resolve(null);
+    });
+  });
+  if (status === 401) throw new Error(`the backend at ${url} refused this node's token (HTTP 401); check ALBEDO_NODE_TOKEN`);
 }

@@ -88,6 +88,26 @@ describe('GPU nodes dial out, run PRE_EVAL and EVAL on stub vLLM, and the judge 
     expect(new Set(effects).size).toBe(effects.length);
   });
 
+  it('a GPU node with a wrong token is refused at the upgrade and never registers', async () => {
+    const logs: string[] = [];
+    const hostsBefore = (await t.db.query('SELECT count(*)::int AS n FROM remote_gpu_hosts')).rows[0].n;
+    const intruder = new GpuNodeAgent({
+      backendUrl: backend.url,
+      token: 'stolen-or-guessed-token-0000',
+      role: 'EVAL',
+      gpuCount: 8,
+      stateDir: join(dir, 'intruder'),
+      evalPrompts: demoEvalPrompts,
+      startEngine: async () => {
+        throw new Error('must never be asked to run anything');
+      },
+      log: (l) => logs.push(l),
+    });
+    await expect(intruder.start()).rejects.toThrow(/refused this node's token \(HTTP 401\)/);
+    await intruder.stop();
+    expect((await t.db.query('SELECT count(*)::int AS n FROM remote_gpu_hosts')).rows[0].n).toBe(hostsBefore);
+  });
+
   it('a backend socket drop mid-run loses nothing: the node re-sends until acknowledged', async () => {
     const plain = await backend.host.ingest(randomReveal({ repo: 'carol/albedo-qwen3.6-35b-plain' }));
     await waitFor(async () => (await t.db.query("SELECT 1 FROM stage_attempts WHERE submission_id = $1 AND stage = 'PRE_EVAL'", [plain.id])).rowCount);
