@@ -152,23 +152,17 @@ export class StageService {
   /** Streams events after `lastEventId`, ending with the terminal one; resumable by id. */
   async *watch(req: { attemptKey: AttemptKey; lastEventId?: number; signal?: AbortSignal }): AsyncGenerator<WatchedEvent> {
     let cursor = req.lastEventId ?? 0;
-    let known = false;
     while (!req.signal?.aborted && !this.closed) {
       // Read the wake-up generation before querying: a notify that lands between the query and
       // the wait is then seen, instead of being lost until the next poll (measured: ~15 % of
       // instant attempts waited a full poll period before this).
       const generation = this.generations.get(req.attemptKey) ?? 0;
       const rows = await stageEventsAfter(this.options.db, req.attemptKey, cursor);
+      if (rows === null) throw new AlbedoError('NOT_FOUND', `unknown attempt ${req.attemptKey}`);
       for (const r of rows) {
         cursor = Number(r.id);
         yield { id: cursor, type: r.event_type, data: r.data, terminal: r.terminal };
         if (r.terminal) return;
-      }
-      if (rows.length > 0) known = true;
-      else if (!known) {
-        // Existence is checked only when there is nothing to stream yet (saves a round trip per watch).
-        if (!(await getAttempt(this.options.db, req.attemptKey))) throw new AlbedoError('NOT_FOUND', `unknown attempt ${req.attemptKey}`);
-        known = true;
       }
       if (rows.length === 0 && (this.generations.get(req.attemptKey) ?? 0) === generation) await this.nextEvent(req.attemptKey, req.signal);
     }

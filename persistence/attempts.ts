@@ -92,12 +92,21 @@ export async function insertStageEvent(
   return (r.rowCount ?? 0) > 0;
 }
 
-export async function stageEventsAfter(q: Queryable, key: AttemptKey, afterId: number, limit = 200): Promise<StageEventRow[]> {
-  const { rows } = await q.query<StageEventRow>(
-    'SELECT id, attempt_key, reporter_seq, event_type, data, terminal FROM stage_events WHERE attempt_key = $1 AND id > $2 ORDER BY id LIMIT $3',
+/**
+ * Events after a cursor, and whether the attempt exists at all (null: unknown key), in one query:
+ * the existence check rides on the attempt's primary key instead of a second round trip.
+ */
+export async function stageEventsAfter(q: Queryable, key: AttemptKey, afterId: number, limit = 200): Promise<StageEventRow[] | null> {
+  const { rows } = await q.query<StageEventRow & { known: string }>(
+    `SELECT a.attempt_key AS known, e.id, e.attempt_key, e.reporter_seq, e.event_type, e.data, e.terminal
+     FROM stage_attempts a
+     LEFT JOIN LATERAL (SELECT * FROM stage_events se WHERE se.attempt_key = a.attempt_key AND se.id > $2 ORDER BY se.id LIMIT $3) e ON true
+     WHERE a.attempt_key = $1
+     ORDER BY e.id`,
     [key, afterId, limit],
   );
-  return rows;
+  if (rows.length === 0) return null;
+  return rows.filter((r) => r.id !== null);
 }
 
 /** Extends a live attempt's lease; zero rows ⇒ the caller must stop (spec §4.1). */

@@ -24,6 +24,21 @@ export interface RpcDeps {
 
 /** Poll period of subscriptions when no in-process wake-up arrives. @default 1000 */
 export const SUBSCRIPTION_POLL_MS = 1_000;
+/** How long a finished `stage.watch` waits for its client to unsubscribe. @default 30000 */
+export const WATCH_LINGER_MS = 30_000;
+
+function waitForAbort(signal: AbortSignal | undefined, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (!signal || signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
 
 function waitForEmit(emitter: EventEmitter, event: string, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -155,6 +170,10 @@ export function createAppRouter(deps: RpcDeps) {
         for await (const e of deps.stages.watch({ attemptKey: input.attemptKey as AttemptKey, lastEventId, signal })) {
           yield tracked(String(e.id), e);
         }
+        // Stay open until the client unsubscribes: when a generator returns right after its last
+        // yield, the WS link can report completion before that last message (measured: most
+        // instant attempts), which cost every attempt an extra `result` round trip.
+        await waitForAbort(signal, WATCH_LINGER_MS);
       }),
     }),
 
