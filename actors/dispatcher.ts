@@ -3,8 +3,8 @@ import { type Stage, STAGES, type SubmissionId } from '../core/ids.ts';
 import { STAGE_STATES } from '../core/states.ts';
 import {
   claimCandidates,
-  coronationPending,
   DEFAULT_STAGE_TIMING,
+  evalBlocked,
   freeWorkers,
   hasActiveKing,
   hotkeyAlreadyEvaluated,
@@ -99,7 +99,7 @@ export class Dispatcher {
       // process is claiming right now, and its transitions will wake us again.
       const lock = await tx.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [`albedo_claim:${stage}`]);
       if (!lock.rows[0]?.ok) return [];
-      if (stage === 'EVAL' && (await coronationPending(tx))) return [];
+      if (stage === 'EVAL' && (await evalBlocked(tx))) return [];
       const cap = { ...DEFAULT_STAGE_CONCURRENCY, ...this.options.concurrency }[stage];
       let free = cap - (await runningCount(tx, stage));
       const remote = this.options.remoteStages.has(stage);

@@ -341,7 +341,7 @@ export class ActorHost {
         to: value,
         eventType: cause,
         event: summariseEvent(event),
-        domainEvent: domainEventFor(from, value, cause, context.fault),
+        domainEvent: domainEventFor(from, value, cause, context.fault, cause === 'STAGE_DONE' ? context.lastResult : null),
         at: new Date(),
       });
       extras.push(...this.transitionEffects(entry, from, value, cause, entry.lastContext, context));

@@ -7,6 +7,8 @@ export interface DomainEvent {
   readonly type: string;
   readonly severity: Severity;
   readonly message: string;
+  /** Event payload beyond the transition itself (e.g. the coronation summary of `reign_set`). */
+  readonly data?: Readonly<Record<string, unknown>>;
 }
 
 const RUNNING_EVENT_PREFIX: Record<string, string> = {
@@ -21,7 +23,7 @@ const RUNNING_EVENT_PREFIX: Record<string, string> = {
  * Maps one state change to its `events.event_type` of spec/pipeline.md §7, so operators and
  * dashboards that read upstream's catalogue keep working.
  */
-export function domainEventFor(from: string | null, to: string, cause: string, fault: StageFault | null): DomainEvent {
+export function domainEventFor(from: string | null, to: string, cause: string, fault: StageFault | null, result: Readonly<Record<string, unknown>> | null = null): DomainEvent {
   const why = fault ? `${fault.code}: ${fault.message}` : '';
   if (from === null) return { type: 'chain_commit_discovered', severity: 'INFO', message: 'Submission created from a chain reveal' };
   if (cause === 'OPERATOR_CANCEL') return { type: 'operator_action', severity: 'WARN', message: `Cancelled by operator (${why})` };
@@ -51,13 +53,14 @@ export function domainEventFor(from: string | null, to: string, cause: string, f
     return { type: 'pre_eval_retryable_failed', severity: to === 'TERMINAL_INFRA_FAILED' ? 'ERROR' : 'WARN', message: why };
   }
   if (stage === 'eval') {
-    if (to === 'EVAL_WIN' || to === 'COMPLETE_LOSS' || to === 'EVAL_QUEUED') return { type: 'eval_succeeded', severity: 'INFO', message: `Eval completed with state ${to}` };
+    if (to === 'EVAL_WIN' || to === 'COMPLETE_LOSS' || to === 'EVAL_QUEUED') return { type: 'eval_succeeded', severity: 'INFO', message: `Eval completed with state ${to}`, data: result ?? {} };
     if (to === 'TERMINAL_INFRA_FAILED') return { type: 'eval_retry_limit_exceeded', severity: 'ERROR', message: why };
     if (abandoned) return { type: 'eval_attempt_abandoned', severity: 'WARN', message: why };
     return { type: 'eval_failed', severity: 'ERROR', message: why };
   }
   if (stage === 'set_reign') {
-    if (to === 'REIGN_SET') return { type: 'reign_set', severity: 'INFO', message: 'Reign set' };
+    // spec §7 / coronation.md §1 step 8: message `Created active reign version N`, data = the summary.
+    if (to === 'REIGN_SET') return { type: 'reign_set', severity: 'INFO', message: `Created active reign version ${String(result?.reign_version ?? '?')}`, data: result ?? {} };
     if (to === 'EVAL_QUEUED') return { type: 'set_reign_requeued_stale', severity: 'WARN', message: why };
     return { type: 'set_reign_failed_retryable', severity: 'ERROR', message: why };
   }

@@ -190,7 +190,7 @@ async function writeBatch(tx: Tx, writes: SnapshotWrite[]): Promise<Set<Submissi
         transitions.map((x) => x.t.domainEvent.type),
         transitions.map((x) => x.t.domainEvent.severity),
         transitions.map((x) => x.t.domainEvent.message),
-        transitions.map((x) => JSON.stringify({ from: x.t.from, to: x.t.to, cause: x.t.eventType })),
+        transitions.map((x) => JSON.stringify({ from: x.t.from, to: x.t.to, cause: x.t.eventType, ...x.t.domainEvent.data })),
         transitions.map((x) => `${x.id}:t${x.t.seq}`),
         transitions.map((x) => x.t.at),
       ],

@@ -111,9 +111,14 @@ export async function hotkeyAlreadyEvaluated(tx: Tx, hotkey: string, exceptId: S
   return rows.length > 0;
 }
 
-/** §4.4 step 3: while a coronation is pending, the next duel must wait for the new king. */
-export async function coronationPending(tx: Tx): Promise<boolean> {
-  const { rows } = await tx.query("SELECT 1 FROM model_submissions WHERE state IN ('EVAL_WIN','SET_REIGN_RUNNING','SET_REIGN_RETRYABLE') LIMIT 1");
+/**
+ * §4.4 steps 2-3: no duel while another is running or a coronation is pending, so the next duel
+ * faces the new king. `EVAL_RUNNING` is read from the state column, not from RUNNING attempts: a
+ * winning attempt is finalised a moment before its actor's EVAL_WIN is written, and counting
+ * attempts alone let a claim slip into that window and duel the old king (a wasted, stale duel).
+ */
+export async function evalBlocked(tx: Tx): Promise<boolean> {
+  const { rows } = await tx.query("SELECT 1 FROM model_submissions WHERE state IN ('EVAL_RUNNING','EVAL_WIN','SET_REIGN_RUNNING','SET_REIGN_RETRYABLE') LIMIT 1");
   return rows.length > 0;
 }
 

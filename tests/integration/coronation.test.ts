@@ -223,6 +223,13 @@ for (const server of testServers()) {
 
       const states = await t.db.query<{ id: string; state: string; finished_at: Date | null }>('SELECT id, state, finished_at FROM model_submissions WHERE id = ANY($1)', [[...winners, ...losers]]);
       for (const r of states.rows) expect(r.state).toBe(winners.includes(r.id) ? 'COMPLETE_CORONATED' : 'COMPLETE_LOSS');
+      // spec §7: `reign_set` says which reign version it created and carries the coronation summary.
+      const reignSetEvents = await t.db.query<{ message: string; data: { reign_version?: number } }>(
+        "SELECT message, data FROM events WHERE event_type = 'reign_set' AND submission_id = ANY($1) ORDER BY id",
+        [winners],
+      );
+      expect(reignSetEvents.rows).toHaveLength(winners.length);
+      for (const r of reignSetEvents.rows) expect(r.message).toBe(`Created active reign version ${r.data.reign_version}`);
 
       // Reigns 1..7, one ACTIVE, each a CORONATION of one winner, chained by previous_reign_id.
       const reigns = (await t.db.query<{ id: string; version: number; reason: string; state: string; trigger_submission_id: string; trigger_eval_run_id: string | null; previous_reign_id: string | null }>(
