@@ -91,6 +91,8 @@ async function main(): Promise<void> {
     stack = await start(0);
   }
   progressPrinter(db, stack.backend, log);
+  const known = await db.query<{ state: string; n: number }>("SELECT state, count(*)::int AS n FROM model_submissions WHERE idempotency_key LIKE 'chain:%' GROUP BY state ORDER BY state");
+  if (known.rows.length > 0) log(`resumed with ${known.rows.map((r) => `${r.n} ${r.state}`).join(', ')} (restored actors: ${stack.backend.restored})`);
   log(`backend RPC at ${stack.backend.url} — operator and reader tokens in ${stack.tokensFile} (mode 600)`);
   log('watching submissions; press Ctrl-C to stop');
   let stopping = false;
