@@ -35,7 +35,9 @@ const prompts: EvalPrompt[] = [
 ].map((content, i) => ({ sampleId: `data/train-00000-of-00001.parquet:3:${i}`, messages: [{ role: 'system', content: 'You are a coding agent.' }, { role: 'user', content }] }));
 
 function duel(challengerModelUri: string, kingModelUri: string) {
-  const judge = createJudge({ client: new OpenRouterClient({ apiKey: 'provider-e2e-key', baseUrl: provider.baseUrl, backoffBaseMs: 0 }) });
+  // The stand-in fails 10 of every 28 requests by a global counter; with the default 6 attempts a
+  // request exhausted its retries in a few % of runs (flaky). 20 attempts keep every retry path.
+  const judge = createJudge({ client: new OpenRouterClient({ apiKey: 'provider-e2e-key', baseUrl: provider.baseUrl, backoffBaseMs: 0, maxAttempts: 20 }) });
   const events: StageProgress[] = [];
   const input: EvalInput = { challengerModelUri, kingModelUri, blockHash: '0xabc123', sampleCount: prompts.length, winMargin: 0.06 };
   const outcome = runEval(input, { chat: engine.chat, judge, emit: async (e) => void events.push(e), signal: new AbortController().signal, prompts, maxTokens: 512 });
