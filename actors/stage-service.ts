@@ -17,6 +17,7 @@ import {
   TERMINAL_REPORTER_SEQ,
 } from '../persistence/attempts.ts';
 import { type Db, inTx, type Tx } from '../persistence/db.ts';
+import type { StageClient } from './host.ts';
 
 /** Poll period of watch() when no in-process notification arrives (other backend processes). @default 1000 */
 export const DEFAULT_WATCH_POLL_MS = 1_000;
@@ -328,4 +329,13 @@ export class StageService {
       }
     })();
   }
+}
+
+/** The stage client of an actor host in the same process as its stage service (no link). */
+export function localStageClient(service: StageService): StageClient {
+  return {
+    start: (req) => service.start(req),
+    waitForOutcome: (key, signal) => service.waitForOutcome(key, signal),
+    cancel: (req) => service.cancel(req),
+  };
 }

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { startBackend } from '../actors/backend.ts';
 import type { InProcessExecutor } from '../actors/stage-service.ts';
-import { FAST_LIMITS, randomReveal } from '../actors/test-kit.ts';
+import { FAST_LIMITS, randomReveal } from '../tests/support/pipeline-kit.ts';
 import type { Stage } from '../core/ids.ts';
 import { type Db, openDb } from '../persistence/db.ts';
 import { bootstrapGenesis } from '../persistence/genesis.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InProcessExecutor } from '../actors/stage-service.ts';
-import { type InProcessPipeline, randomReveal, startInProcessPipeline } from '../actors/test-kit.ts';
+import { type InProcessPipeline, randomReveal, startInProcessPipeline } from '../tests/support/pipeline-kit.ts';
 import type { Stage } from '../core/ids.ts';
 import { bootstrapGenesis } from '../persistence/genesis.ts';
 import { freshDatabase, type TestDatabase, testServers } from '../tests/support/pg.ts';

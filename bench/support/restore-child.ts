@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { startBackend } from '../../actors/backend.ts';
 import type { InProcessExecutor } from '../../actors/stage-service.ts';
-import { FAST_LIMITS, randomReveal } from '../../actors/test-kit.ts';
+import { FAST_LIMITS, randomReveal } from '../../tests/support/pipeline-kit.ts';
 import { openDb } from '../../persistence/db.ts';
 
 const url = process.env.DATABASE_URL!;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSetReignExecutor } from '../../actors/stages/set-reign.ts';
 import { createWeightSetExecutor, type WeightSetExecutorOptions } from '../../actors/stages/weight-set.ts';
 import type { ExecutorContext, ExecutorResult, InProcessExecutor } from '../../actors/stage-service.ts';
-import { randomReveal, startInProcessPipeline } from '../../actors/test-kit.ts';
+import { randomReveal, startInProcessPipeline } from '../support/pipeline-kit.ts';
 import { type ChainClient, ChainError } from '../../chain/client.ts';
 import { DevChainClient } from '../../chain/devnet/client.ts';
 import { type DevChain, startDevChain } from '../../chain/devnet/server.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, startBackend } from '../../actors/backend.ts';
 import type { InProcessExecutor } from '../../actors/stage-service.ts';
-import { FAST_LIMITS, randomReveal } from '../../actors/test-kit.ts';
+import { FAST_LIMITS, randomReveal } from '../support/pipeline-kit.ts';
 import { GpuNodeAgent } from '../../gpu-node/agent.ts';
 import { demoEvalPrompts } from '../../gpu-node/demo-prompts.ts';
 import { routeChatByModel } from '../../gpu-node/executors.ts';

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { type Backend, startBackend } from '../../actors/backend.ts';
 import type { InProcessExecutor } from '../../actors/stage-service.ts';
-import { FAST_LIMITS, randomReveal } from '../../actors/test-kit.ts';
+import { FAST_LIMITS, randomReveal } from '../support/pipeline-kit.ts';
 import { freshDatabase, type TestDatabase, testServers } from '../support/pg.ts';
 import { waitFor } from '../support/wait.ts';
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stageFault } from '../../core/faults.ts';
 import type { Stage } from '../../core/ids.ts';
 import type { InProcessExecutor } from '../../actors/stage-service.ts';
-import { randomReveal, startInProcessPipeline } from '../../actors/test-kit.ts';
+import { randomReveal, startInProcessPipeline } from '../support/pipeline-kit.ts';
 import { bootstrapGenesis } from '../../persistence/genesis.ts';
 import { freshDatabase, type TestDatabase, testServers } from '../support/pg.ts';
 import { waitFor } from '../support/wait.ts';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { type Backend, startBackend } from '../../actors/backend.ts';
 import type { InProcessExecutor } from '../../actors/stage-service.ts';
-import { FAST_LIMITS, randomReveal } from '../../actors/test-kit.ts';
+import { FAST_LIMITS, randomReveal } from '../support/pipeline-kit.ts';
 import { bootstrapGenesis } from '../../persistence/genesis.ts';
 import { type AlbedoClient, createAlbedoClient } from '../../rpc/client.ts';
 import { freshDatabase, type TestDatabase, testServers } from '../support/pg.ts';

@@ -6,7 +6,7 @@
 import { appendFileSync } from 'node:fs';
 import { startBackend } from '../../actors/backend.ts';
 import type { InProcessExecutor } from '../../actors/stage-service.ts';
-import { FAST_LIMITS, randomReveal } from '../../actors/test-kit.ts';
+import { FAST_LIMITS, randomReveal } from './pipeline-kit.ts';
 import { createJudge } from '../../judge/judge-actor.ts';
 import { OpenRouterClient } from '../../judge/openrouter-client.ts';
 import { openDb } from '../../persistence/db.ts';

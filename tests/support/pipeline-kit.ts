@@ -1,13 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Stage } from '../core/ids.ts';
-import { DEFAULT_LIMITS, type SubmissionLimits } from '../machines/submission.ts';
-import type { StageTiming } from '../persistence/claims.ts';
-import type { Db } from '../persistence/db.ts';
-import type { NewReveal } from '../persistence/submissions.ts';
-import { Dispatcher } from './dispatcher.ts';
-import { ActorHost, type StageClient } from './host.ts';
-import { type InProcessExecutor, StageService, type StageHooks } from './stage-service.ts';
-import { Sweeper } from './sweeper.ts';
+import type { Stage } from '../../core/ids.ts';
+import { DEFAULT_LIMITS, type SubmissionLimits } from '../../machines/submission.ts';
+import type { StageTiming } from '../../persistence/claims.ts';
+import type { Db } from '../../persistence/db.ts';
+import type { NewReveal } from '../../persistence/submissions.ts';
+import { Dispatcher } from '../../actors/dispatcher.ts';
+import { ActorHost } from '../../actors/host.ts';
+import { type InProcessExecutor, localStageClient, StageService, type StageHooks } from '../../actors/stage-service.ts';
+import { Sweeper } from '../../actors/sweeper.ts';
 
 /** Limits for fast suites: backoffs scaled down 10,000× (a 1-minute backoff becomes 6 ms). */
 export const FAST_LIMITS: SubmissionLimits = { ...DEFAULT_LIMITS, backoffScale: 1e-4 };
@@ -31,13 +31,6 @@ export function randomReveal(overrides: Partial<NewReveal> = {}): NewReveal {
   };
 }
 
-export function localStageClient(service: StageService): StageClient {
-  return {
-    start: (req) => service.start(req),
-    waitForOutcome: (key, signal) => service.waitForOutcome(key, signal),
-    cancel: (req) => service.cancel(req),
-  };
-}
 
 export interface InProcessPipeline {
   readonly host: ActorHost;
