@@ -1,6 +1,7 @@
 import { stageFault, toAlbedoError, type AlbedoError } from '../core/faults.ts';
 import { type Stage, STAGES, type SubmissionId } from '../core/ids.ts';
 import { STAGE_STATES } from '../core/states.ts';
+import { SUBMISSION_MACHINE_VERSION } from '../machines/submission.ts';
 import {
   claimCandidates,
   DEFAULT_STAGE_TIMING,
@@ -107,7 +108,7 @@ export class Dispatcher {
       if (remote) free = Math.min(free, workers.reduce((a, w) => a + w.free, 0));
       if (free <= 0) return [];
       const out: SubmissionId[] = [];
-      const candidates = await claimCandidates(tx, stage, free + 8);
+      const candidates = await claimCandidates(tx, stage, free + 8, SUBMISSION_MACHINE_VERSION);
       for (const c of candidates) {
         if (free <= 0) break;
         if (stage === 'EVAL') {

@@ -227,7 +227,9 @@ export class ActorHost {
     if (!row || this.entries.has(id)) return;
     // Loaded for an event (e.g. OPERATOR_RETRY of a TERMINAL_INFRA_FAILED actor): keep it loaded
     // until that event is applied; a snapshot that is still terminal afterwards unloads it again.
-    this.restoreRow(row, { keepTerminal: true });
+    // A refused snapshot (other machine version) stays unloaded: applying its inbox would try to
+    // load it again, forever (regression: an endless async loop before this check).
+    if (!this.restoreRow(row, { keepTerminal: true })) return;
     await this.applyPending(id);
   }
 
@@ -245,13 +247,13 @@ export class ActorHost {
        RETURNING submission_id, owner_epoch, snapshot, machine_version, last_applied_seq, transition_seq`,
       [this.options.nodeId, lease, opts.includeOwn],
     );
-    let restored = 0;
+    const restored: SubmissionId[] = [];
     for (const row of rows) {
       if (this.entries.has(row.submission_id)) continue;
-      if (this.restoreRow(row)) restored++;
+      if (this.restoreRow(row)) restored.push(row.submission_id);
     }
-    await Promise.all(rows.map((r) => this.applyPending(r.submission_id)));
-    return restored;
+    await Promise.all(restored.map((id) => this.applyPending(id)));
+    return restored.length;
   }
 
   private restoreRow(row: ClaimedRow, opts: { keepTerminal?: boolean } = {}): boolean {

@@ -39,7 +39,7 @@ export interface Candidate {
  * each other's rows. Rows with unapplied inbox events are skipped: their actor is about to move,
  * and the state column may be one batch behind it.
  */
-export async function claimCandidates(tx: Tx, stage: Stage, limit: number): Promise<Candidate[]> {
+export async function claimCandidates(tx: Tx, stage: Stage, limit: number, machineVersion: string): Promise<Candidate[]> {
   const { rows } = await tx.query<Candidate>(
     `SELECT ms.id, ms.hotkey, ms.state FROM model_submissions ms
        JOIN actor_snapshots a ON a.submission_id = ms.id
@@ -47,10 +47,12 @@ export async function claimCandidates(tx: Tx, stage: Stage, limit: number): Prom
        AND (ms.next_attempt_at IS NULL OR ms.next_attempt_at <= now())
        AND NOT EXISTS (SELECT 1 FROM stage_attempts sa WHERE sa.submission_id = ms.id AND sa.state = 'RUNNING')
        AND NOT EXISTS (SELECT 1 FROM actor_inbox i WHERE i.submission_id = ms.id AND i.seq > a.last_applied_seq)
+       -- A snapshot of another machine version is refused by the host; claiming it would hold a slot.
+       AND a.machine_version = $3
      ORDER BY ${ORDER[stage]}
      LIMIT $2
      FOR UPDATE OF ms SKIP LOCKED`,
-    [STAGE_STATES[stage].claimFrom, limit],
+    [STAGE_STATES[stage].claimFrom, limit, machineVersion],
   );
   return rows;
 }

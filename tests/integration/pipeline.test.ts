@@ -148,25 +148,51 @@ for (const server of testServers()) {
       }
     });
 
+    it('refuses to restore a snapshot written by another machine version (DESIGN.md §2.6)', async () => {
+      const errors: string[] = [];
+      // Its own database: the stale snapshot must not meet other tests' leftovers.
+      const own = await freshDatabase(server);
+      const first = await startInProcessPipeline({ db: own.db, nodeId: 'node-version', executors: {}, concurrency: { HIPPIUS: 0 } });
+      const { id } = await first.host.ingest(randomReveal());
+      await first.stop();
+      await own.db.query("UPDATE actor_snapshots SET machine_version = 'deadbeefdeadbeef', lease_expires_at = now() - interval '1 second' WHERE submission_id = $1", [id]);
+      const second = await startInProcessPipeline({ db: own.db, nodeId: 'node-version', executors: {}, concurrency: { HIPPIUS: 1 }, onError: (e) => errors.push(e.message) });
+      try {
+        expect(errors.some((m) => m.includes(`refusing snapshot of ${id}`) && m.includes('deadbeefdeadbeef'))).toBe(true);
+        // The row is untouched: a build of the right version can still restore it.
+        expect((await own.db.query('SELECT state FROM actor_snapshots WHERE submission_id = $1', [id])).rows[0].state).toBe('SUBMITTED');
+        // ...and no dispatcher claims it meanwhile (it would hold a stage slot forever).
+        await second.dispatcher.pass('HIPPIUS');
+        expect((await own.db.query('SELECT count(*)::int AS n FROM stage_attempts WHERE submission_id = $1', [id])).rows[0].n).toBe(0);
+      } finally {
+        await second.stop();
+        await own.drop();
+      }
+    });
+
     it('a backend that dies mid-stage restarts, reports executor_lost (not charged) and finishes', async () => {
       const effects: string[] = [];
       const hang: InProcessExecutor = async (ctx) => {
         effects.push(ctx.attemptKey);
         return new Promise(() => {}); // the process "dies" before this returns
       };
-      const first = await startInProcessPipeline({ db: t.db, nodeId: 'node-crash', executors: { ...instantExecutors(effects), PRE_EVAL: hang } });
+      // Its own database: a restart adopts every orphan it finds, and other tests leave some.
+      const own = await freshDatabase(server);
+      await bootstrapGenesis(own.db, { netuid: 97, hotkey: 'genesis-hotkey', uid: 0, modelUri: 'teutonic/qwen3.6-35b-a3b-genesis@sha256:efd5b8d0a1c1f472be56ff919419cdd0561bdecd9013d5c2a96dd0e23e89c165' });
+      const first = await startInProcessPipeline({ db: own.db, nodeId: 'node-crash', executors: { ...instantExecutors(effects), PRE_EVAL: hang } });
       const { id } = await first.host.ingest(randomReveal());
-      await waitFor(async () => (await t.db.query("SELECT 1 FROM stage_attempts WHERE submission_id = $1 AND stage = 'PRE_EVAL'", [id])).rowCount);
-      await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state = 'PRE_EVAL_RUNNING'", [id])).rowCount);
+      await waitFor(async () => (await own.db.query("SELECT 1 FROM stage_attempts WHERE submission_id = $1 AND stage = 'PRE_EVAL'", [id])).rowCount);
+      await waitFor(async () => (await own.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state = 'PRE_EVAL_RUNNING'", [id])).rowCount);
       await first.stop(); // in-memory executors are gone; the DB says PRE_EVAL_RUNNING
-      const second = await startInProcessPipeline({ db: t.db, nodeId: 'node-crash', executors: instantExecutors(effects) });
+      const second = await startInProcessPipeline({ db: own.db, nodeId: 'node-crash', executors: instantExecutors(effects) });
       try {
-        await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state IN ('COMPLETE_LOSS','COMPLETE_CORONATED')", [id])).rowCount, { what: 'terminal after restart' });
-        const lost = await t.db.query("SELECT fault_code, counts_against_budget FROM stage_attempts WHERE submission_id = $1 AND stage = 'PRE_EVAL' ORDER BY attempt_number", [id]);
+        await waitFor(async () => (await own.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state IN ('COMPLETE_LOSS','COMPLETE_CORONATED')", [id])).rowCount, { what: 'terminal after restart' });
+        const lost = await own.db.query("SELECT fault_code, counts_against_budget FROM stage_attempts WHERE submission_id = $1 AND stage = 'PRE_EVAL' ORDER BY attempt_number", [id]);
         expect(lost.rows[0]).toEqual({ fault_code: 'executor_lost', counts_against_budget: false });
         expect(new Set(effects).size).toBe(effects.length);
       } finally {
         await second.stop();
+        await own.drop();
       }
     });
   });
