@@ -13,7 +13,7 @@ import {
   submissionMachine,
 } from '../machines/submission.ts';
 import { abandonAttempt } from '../persistence/attempts.ts';
-import { type Db, inTx } from '../persistence/db.ts';
+import { type Db, inTx, type Tx } from '../persistence/db.ts';
 import { insertSubmission, type NewReveal, usedHotkeySource } from '../persistence/submissions.ts';
 import { domainEventFor } from './projection.ts';
 import { DEFAULT_WRITER_LANES, lockTransitionLog, SnapshotWriter, type SubmissionPatch, type TransitionRecord } from './writer.ts';
@@ -191,7 +191,7 @@ export class ActorHost {
 
   /** Applies this actor's unapplied inbox rows in order (after a claim written by a dispatcher). */
   applyPending(id: SubmissionId): Promise<void> {
-    let entry = this.entries.get(id);
+    const entry = this.entries.get(id);
     if (!entry) {
       // Not live here (terminal and unloaded, or owned elsewhere): try to take it over on demand.
       return this.loadOnDemand(id);
@@ -208,8 +208,7 @@ export class ActorHost {
         e.actor.send(row.event);
       }
     };
-    entry = entry as Entry;
-    const next = entry.chain.then(() => run(entry as Entry));
+    const next = entry.chain.then(() => run(entry));
     entry.chain = next.catch((err) => this.report(toAlbedoError(err), `inbox of ${id}`));
     return next;
   }
@@ -332,7 +331,7 @@ export class ActorHost {
     const changedState = value !== entry.lastValue;
     if (!changedState && context === entry.lastContext && event.type === 'xstate.init') return;
     const transitions: TransitionRecord[] = [];
-    const extras: Array<(tx: import('../persistence/db.ts').Tx) => Promise<void>> = [];
+    const extras: Array<(tx: Tx) => Promise<void>> = [];
     const from = entry.lastValue;
     if (changedState) {
       entry.transitionSeq += 1;
@@ -394,7 +393,7 @@ export class ActorHost {
 
   /** Side writes a state change implies, committed with its snapshot. */
   private transitionEffects(entry: Entry, from: string | null, to: string, cause: string, before: SubmissionContext | null, after: SubmissionContext) {
-    const effects: Array<(tx: import('../persistence/db.ts').Tx) => Promise<void>> = [];
+    const effects: Array<(tx: Tx) => Promise<void>> = [];
     const leftRunning = from !== null && stageOfRunningState(from) !== null && before?.attempt;
     if (leftRunning && cause !== 'STAGE_DONE' && cause !== 'ATTEMPT_ABANDONED') {
       // The actor left a running state on its own (deadline, operator): end the attempt so no

@@ -141,6 +141,8 @@ export class StageService {
     });
     if (launch.row) this.launch(launch.row);
     else if (row.worker_id && row.state === 'RUNNING') this.events.emit('dispatched', row.worker_id);
+    // Watchers are woken after commit only: a wake-up before it finds nothing to read.
+    if (row.state !== 'RUNNING') this.notify(req.attemptKey);
     return view(row);
   }
 
@@ -255,7 +257,6 @@ export class StageService {
     if (apply) await apply(tx);
     await this.options.hooks?.[row.stage]?.onFinalized?.(tx, done, outcome);
     await insertStageEvent(tx, { attemptKey: row.attempt_key, reporterSeq: TERMINAL_REPORTER_SEQ, type: 'terminal', data: { outcome }, terminal: true });
-    queueMicrotask(() => this.notify(row.attempt_key));
     return done;
   }
 

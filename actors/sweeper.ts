@@ -1,6 +1,6 @@
 import { type AlbedoError, type FaultCode, stageFault, toAlbedoError } from '../core/faults.ts';
 import type { AttemptKey, Stage, SubmissionId } from '../core/ids.ts';
-import { insertStageEvent, TERMINAL_REPORTER_SEQ } from '../persistence/attempts.ts';
+import { abandonAttempt, insertStageEvent, TERMINAL_REPORTER_SEQ } from '../persistence/attempts.ts';
 import { type Db, inTx } from '../persistence/db.ts';
 import type { ActorHost } from './host.ts';
 
@@ -69,11 +69,7 @@ export class Sweeper {
         const code: FaultCode = r.past_deadline ? (r.stage === 'WEIGHT_SET' ? 'weight_set_timeout' : 'stage_deadline_exceeded') : LEASE_CODE[r.stage];
         const faultClass = r.stage === 'EVAL' ? 'REMOTE_EVAL_FAULT' : r.stage === 'WEIGHT_SET' ? 'CHAIN_FAULT' : 'INFRA_FAULT';
         const fault = stageFault(faultClass, code, `${r.stage} attempt ${r.past_deadline ? 'passed its hard deadline' : 'lease expired without a heartbeat'}`);
-        await tx.query(
-          `UPDATE stage_attempts SET state = 'ABANDONED', finished_at = now(), fault_class = $2, fault_code = $3, fault_message = $4
-           WHERE attempt_key = $1 AND state = 'RUNNING'`,
-          [r.attempt_key, fault.faultClass, fault.code, fault.message],
-        );
+        await abandonAttempt(tx, r.attempt_key, fault);
         await tx.query("UPDATE eval_runs SET state = 'FAILED_RETRYABLE', fault_class = $2, fault_code = $3, finished_at = now() WHERE stage_attempt_id = (SELECT id FROM stage_attempts WHERE attempt_key = $1) AND state IN ('DISPATCHED','GENERATING','SCORING','VERDICT_READY')", [r.attempt_key, fault.faultClass, fault.code]);
         await insertStageEvent(tx, { attemptKey: r.attempt_key, reporterSeq: TERMINAL_REPORTER_SEQ, type: 'terminal', data: { outcome: { status: 'failed', fault } }, terminal: true });
         await tx.query('INSERT INTO actor_inbox (submission_id, event, dedup_key) VALUES ($1, $2, $3) ON CONFLICT (dedup_key) DO NOTHING', [

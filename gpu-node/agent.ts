@@ -179,7 +179,7 @@ export class GpuNodeAgent {
 
   /** Sends unacknowledged progress, then the outcome, until each is acknowledged. */
   private async deliver(run: NodeRun): Promise<void> {
-    while (this.flushing.has(run.attemptKey)) await new Promise((r) => setTimeout(r, 20));
+    await this.flushing.get(run.attemptKey);
     await this.flushProgress(run);
     if (!run.outcome || run.outcomeAcked) return;
     const outcome = run.outcome;
@@ -190,17 +190,15 @@ export class GpuNodeAgent {
     }
   }
 
-  private readonly flushing = new Set<string>();
+  /** In-flight progress flush per run: single-flight, so a report is never popped before its ack. */
+  private readonly flushing = new Map<string, Promise<void>>();
 
-  /** Single-flight per run, so a report is never popped before it was acknowledged. */
-  private async flushProgress(run: NodeRun): Promise<void> {
-    if (this.flushing.has(run.attemptKey)) return;
-    this.flushing.add(run.attemptKey);
-    try {
-      await this.flushLoop(run);
-    } finally {
-      this.flushing.delete(run.attemptKey);
-    }
+  private flushProgress(run: NodeRun): Promise<void> {
+    const inFlight = this.flushing.get(run.attemptKey);
+    if (inFlight) return inFlight;
+    const flush = this.flushLoop(run).finally(() => this.flushing.delete(run.attemptKey));
+    this.flushing.set(run.attemptKey, flush);
+    return flush;
   }
 
   private async flushLoop(run: NodeRun): Promise<void> {

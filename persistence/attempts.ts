@@ -45,14 +45,19 @@ export async function markDispatched(tx: Tx, key: AttemptKey, input: Record<stri
  * The compare-and-set every finaliser goes through (spec §2.2 "Rules that apply everywhere"):
  * zero rows means the caller lost ownership, and nothing else may be written.
  */
-export async function finalizeAttempt(tx: Tx, key: AttemptKey, epoch: string, outcome: StageOutcome): Promise<AttemptRow | undefined> {
+/** The attempt columns of an outcome, in the parameter order of the finaliser statements ($3..$8). */
+function outcomeColumns(outcome: StageOutcome): unknown[] {
   const fault: StageFault | null = outcome.status === 'failed' ? outcome.fault : null;
   const state = outcome.status === 'succeeded' ? 'SUCCEEDED' : fault?.retryable ? 'FAILED_RETRYABLE' : 'FAILED_TERMINAL';
+  return [state, outcome.status === 'succeeded' ? outcome.result : null, fault?.faultClass ?? null, fault?.code ?? null, fault?.message ?? null, fault ? fault.countsAgainstBudget : true];
+}
+
+export async function finalizeAttempt(tx: Tx, key: AttemptKey, epoch: string, outcome: StageOutcome): Promise<AttemptRow | undefined> {
   const { rows } = await tx.query<AttemptRow>(
     `UPDATE stage_attempts SET state = $3, finished_at = now(), result_summary = $4,
        fault_class = $5, fault_code = $6, fault_message = $7, counts_against_budget = $8
      WHERE attempt_key = $1 AND lease_token = $2 AND state = 'RUNNING' RETURNING *`,
-    [key, epoch, state, outcome.status === 'succeeded' ? outcome.result : null, fault?.faultClass ?? null, fault?.code ?? null, fault?.message ?? null, fault ? fault.countsAgainstBudget : true],
+    [key, epoch, ...outcomeColumns(outcome)],
   );
   return rows[0];
 }
@@ -154,8 +159,6 @@ export async function dispatchFast(q: Queryable, key: AttemptKey, epoch: string,
  * domain writes to commit alongside (one round trip instead of five).
  */
 export async function finalizeWithEvent(q: Queryable, key: AttemptKey, epoch: string, outcome: StageOutcome): Promise<AttemptRow | undefined> {
-  const fault: StageFault | null = outcome.status === 'failed' ? outcome.fault : null;
-  const state = outcome.status === 'succeeded' ? 'SUCCEEDED' : fault?.retryable ? 'FAILED_RETRYABLE' : 'FAILED_TERMINAL';
   const { rows } = await q.query<AttemptRow>(
     `WITH done AS (
        UPDATE stage_attempts SET state = $3, finished_at = now(), result_summary = $4,
@@ -167,18 +170,7 @@ export async function finalizeWithEvent(q: Queryable, key: AttemptKey, epoch: st
        ON CONFLICT (attempt_key, reporter_seq) DO NOTHING
      )
      SELECT * FROM done`,
-    [
-      key,
-      epoch,
-      state,
-      outcome.status === 'succeeded' ? outcome.result : null,
-      fault?.faultClass ?? null,
-      fault?.code ?? null,
-      fault?.message ?? null,
-      fault ? fault.countsAgainstBudget : true,
-      TERMINAL_REPORTER_SEQ,
-      { outcome },
-    ],
+    [key, epoch, ...outcomeColumns(outcome), TERMINAL_REPORTER_SEQ, { outcome }],
   );
   return rows[0];
 }

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { tracked, TRPCError } from '@trpc/server';
 import { AlbedoError } from '../core/faults.ts';
+import { abortableSleep } from '../core/io.ts';
 import type { AttemptKey, SubmissionId } from '../core/ids.ts';
 import type { ActorHost } from '../actors/host.ts';
 import type { NodeRegistry } from '../actors/node-registry.ts';
@@ -27,18 +28,6 @@ export const SUBSCRIPTION_POLL_MS = 1_000;
 /** How long a finished `stage.watch` waits for its client to unsubscribe. @default 30000 */
 export const WATCH_LINGER_MS = 30_000;
 
-function waitForAbort(signal: AbortSignal | undefined, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    if (!signal || signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 function waitForEmit(emitter: EventEmitter, event: string, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -173,7 +162,7 @@ export function createAppRouter(deps: RpcDeps) {
         // Stay open until the client unsubscribes: when a generator returns right after its last
         // yield, the WS link can report completion before that last message (measured: most
         // instant attempts), which cost every attempt an extra `result` round trip.
-        await waitForAbort(signal, WATCH_LINGER_MS);
+        await abortableSleep(WATCH_LINGER_MS, signal);
       }),
     }),
 
