@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { AlbedoError, type StageFault, stageFault, toAlbedoError } from '../core/faults.ts';
+import { waitForEvent } from '../core/io.ts';
 import { type AttemptKey, parseAttemptKey, type Stage, type SubmissionId } from '../core/ids.ts';
 import type { StageOutcome, StageProgress } from '../core/stage.ts';
 import {
@@ -222,20 +223,9 @@ export class StageService {
 
   /** Resolves when an attempt is dispatched to `workerId`, or after `timeoutMs`. */
   waitForDispatch(workerId: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (id?: string) => {
-        if (id !== undefined && id !== workerId) return;
-        clearTimeout(timer);
-        this.events.off('dispatched', done);
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = () => done();
-      const timer = setTimeout(done, timeoutMs);
-      this.events.on('dispatched', done);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return waitForEvent(this.events, ['dispatched'], timeoutMs, signal, (id) => id === workerId);
   }
+
 
   /** Wakes watchers after an out-of-band terminal write (sweeper, actor leaving a state). */
   notify(attemptKey: AttemptKey): void {
@@ -261,20 +251,9 @@ export class StageService {
   }
 
   private nextEvent(attemptKey: AttemptKey, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.events.off(attemptKey, done);
-        this.events.off('close', done);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, this.options.watchPollMs ?? DEFAULT_WATCH_POLL_MS);
-      this.events.on(attemptKey, done);
-      this.events.on('close', done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+    return waitForEvent(this.events, [attemptKey, 'close'], this.options.watchPollMs ?? DEFAULT_WATCH_POLL_MS, signal);
   }
+
 
   private launch(row: AttemptRow): void {
     const executor = this.options.executors[row.stage];

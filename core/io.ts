@@ -1,4 +1,6 @@
-/** Small I/O helpers shared by every HTTP client of outside services. */
+import type { EventEmitter } from 'node:events';
+
+/** Small I/O helpers: bounded reads of outside input, and waits that yield to aborts. */
 
 /**
  * Reads a fetch response body, refusing more than `maxBytes`: returns null past the cap (the
@@ -42,5 +44,33 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
     };
     const timer = setTimeout(done, Math.max(0, ms));
     signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Resolves on the first of `events` on `emitter` whose arguments pass `accept`, after `ms`, or
+ * when `signal` aborts (never rejects). The wake-up-or-poll wait of every subscription loop.
+ */
+export function waitForEvent(
+  emitter: EventEmitter,
+  events: readonly string[],
+  ms: number,
+  signal?: AbortSignal,
+  accept: (...args: unknown[]) => boolean = () => true,
+): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      for (const e of events) emitter.off(e, onEvent);
+      signal?.removeEventListener('abort', finish);
+      resolve();
+    };
+    const onEvent = (...args: unknown[]) => {
+      if (accept(...args)) finish();
+    };
+    const timer = setTimeout(finish, ms);
+    for (const e of events) emitter.on(e, onEvent);
+    signal?.addEventListener('abort', finish, { once: true });
   });
 }

@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { tracked, TRPCError } from '@trpc/server';
 import { AlbedoError } from '../core/faults.ts';
-import { abortableSleep } from '../core/io.ts';
+import { abortableSleep, waitForEvent } from '../core/io.ts';
 import type { AttemptKey, SubmissionId } from '../core/ids.ts';
 import type { ActorHost } from '../actors/host.ts';
 import type { NodeRegistry } from '../actors/node-registry.ts';
@@ -29,19 +29,6 @@ export const SUBSCRIPTION_POLL_MS = 1_000;
 export const WATCH_LINGER_MS = 30_000;
 
 
-function waitForEmit(emitter: EventEmitter, event: string, ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      emitter.off(event, done);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    emitter.on(event, done);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
 
 async function audit(db: Db, actor: string, action: string, target: string, data: Record<string, unknown>) {
   await db.query('INSERT INTO operator_actions (actor, action, target, data) VALUES ($1, $2, $3, $4)', [actor, action, target, data]);
@@ -94,7 +81,7 @@ export function createAppRouter(deps: RpcDeps) {
             cursor = Number(r.id);
             yield tracked(r.id, { submissionId: r.submission_id, seq: Number(r.transition_seq), from: r.from_state, to: r.to_state, cause: r.event_type, at: r.created_at.toISOString() });
           }
-          if (rows.length === 0) await waitForEmit(deps.host.transitions, 'transition', SUBSCRIPTION_POLL_MS, signal);
+          if (rows.length === 0) await waitForEvent(deps.host.transitions, ['transition'], SUBSCRIPTION_POLL_MS, signal);
         }
       }),
       /** Stately inspection events (`@xstate.actor`, `@xstate.event`, `@xstate.snapshot`) of this process's actors. */
