@@ -14,7 +14,7 @@ import {
 } from '../machines/submission.ts';
 import { abandonAttempt } from '../persistence/attempts.ts';
 import { type Db, inTx, type Tx } from '../persistence/db.ts';
-import { insertSubmission, type NewReveal, usedHotkeySource } from '../persistence/submissions.ts';
+import { ingestRejection, insertSubmission, type NewReveal } from '../persistence/submissions.ts';
 import { domainEventFor } from './projection.ts';
 import { DEFAULT_WRITER_LANES, lockTransitionLog, SnapshotWriter, type SubmissionPatch, type TransitionRecord } from './writer.ts';
 
@@ -146,9 +146,9 @@ export class ActorHost {
    */
   async ingest(reveal: NewReveal): Promise<{ id: SubmissionId; created: boolean }> {
     const result = await inTx(this.options.db, async (tx) => {
-      const ledger = await usedHotkeySource(tx, reveal.hotkey);
+      const rejection = await ingestRejection(tx, reveal.hotkey);
       const sub = await insertSubmission(tx, reveal);
-      if (!sub.created) return { ...sub, ledger: null };
+      if (!sub.created) return { ...sub, rejection: null };
       const actor = this.createSubmissionActor(sub.id, reveal.hotkey, `${reveal.repo}@${reveal.digest}`, sub.createdAt.getTime());
       const snapshot = actor.getPersistedSnapshot();
       actor.stop();
@@ -167,14 +167,14 @@ export class ActorHost {
         'INSERT INTO events (submission_id, event_type, severity, message, data, dedup_key) VALUES ($1, $2, $3, $4, $5, $6)',
         [sub.id, domain.type, domain.severity, domain.message, { block_number: reveal.blockNumber, block_hash: reveal.blockHash }, `${sub.id}:t1`],
       );
-      return { ...sub, ledger, snapshot };
+      return { ...sub, rejection, snapshot };
     });
     if (result.created && 'snapshot' in result) {
       this.restoreActor(result.id, result.snapshot, 1, 0, 1);
       this.emitTransition({ submissionId: result.id, seq: 1, from: null, to: 'SUBMITTED', eventType: 'CREATED', at: new Date() });
-      if (result.ledger) {
-        const code = result.ledger === 'swap' ? 'hotkey_swap' : 'hotkey_reused';
-        await this.deliver(result.id, { type: 'CLAIM_REJECTED', stage: 'HIPPIUS', fault: stageFault('MINER_FAULT', code, `hotkey ${reveal.hotkey} is in the used-hotkeys ledger (${result.ledger})`), at: Date.now() }, `${result.id}:ledger`);
+      if (result.rejection) {
+        const { code, message } = result.rejection;
+        await this.deliver(result.id, { type: 'CLAIM_REJECTED', stage: 'HIPPIUS', fault: stageFault('MINER_FAULT', code, message), at: Date.now() }, `${result.id}:ledger`);
       }
     }
     return { id: result.id, created: result.created };

@@ -14,32 +14,40 @@ export interface NewReveal {
   /** The raw reveal string, kept for the used-hotkeys ledger and audits. */
   readonly raw: string;
   readonly protocolVersion?: 'v1' | 'v2';
+  /** `Owner(hotkey)` at the scanned block (spec/chain.md §3 step 7). */
   readonly coldkey?: string | null;
+  /** `BlockAtRegistration(netuid, uid)` from the metagraph snapshot. */
+  readonly registrationBlock?: number | null;
 }
 
 /**
  * T1 of spec/pipeline.md: one chain commit and its submission, idempotently (key
  * `chain:<netuid>:<hotkey>:<payload_hash>`). Returns `created: false` for a reveal already ingested.
+ * A re-reveal of identical content moves the commit's block (spec/chain.md §3 step 7) but never creates a
+ * second submission.
  */
 export async function insertSubmission(tx: Tx, r: NewReveal): Promise<{ id: SubmissionId; created: boolean; createdAt: Date }> {
   // spec/chain.md: sha256 of the canonical JSON of the commit payload (repo, digest, author hotkey).
   const ph = specPayloadHash({ repo: r.repo, digest: r.digest }, r.hotkey);
   const idempotencyKey = `chain:${r.netuid}:${r.hotkey}:${ph}`;
-  const existing = await tx.query<{ id: SubmissionId; created_at: Date }>('SELECT id, created_at FROM model_submissions WHERE idempotency_key = $1', [idempotencyKey]);
-  if (existing.rows[0]) return { id: existing.rows[0].id, created: false, createdAt: existing.rows[0].created_at };
   const miner = await tx.query<{ id: string }>(
-    `INSERT INTO miners (hotkey, coldkey, uid, netuid) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (hotkey) DO UPDATE SET uid = EXCLUDED.uid, coldkey = coalesce(EXCLUDED.coldkey, miners.coldkey), updated_at = now()
+    `INSERT INTO miners (hotkey, coldkey, uid, netuid, registration_block) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (hotkey) DO UPDATE SET uid = EXCLUDED.uid, coldkey = coalesce(EXCLUDED.coldkey, miners.coldkey),
+       registration_block = coalesce(EXCLUDED.registration_block, miners.registration_block), updated_at = now()
      RETURNING id`,
-    [r.hotkey, r.coldkey ?? null, r.uid, r.netuid],
+    [r.hotkey, r.coldkey ?? null, r.uid, r.netuid, r.registrationBlock ?? null],
   );
   const modelUri = `${r.repo}@${r.digest}`;
-  const commit = await tx.query<{ id: string }>(
+  const commit = await tx.query<{ id: string; submission_id: SubmissionId | null }>(
     `INSERT INTO chain_commits (netuid, block_number, block_hash, extrinsic_hash, uid, hotkey, commit_payload, model_uri, payload_hash)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-     ON CONFLICT (netuid, hotkey, payload_hash) DO UPDATE SET block_hash = chain_commits.block_hash RETURNING id`,
+     ON CONFLICT (netuid, hotkey, payload_hash) DO UPDATE SET block_number = EXCLUDED.block_number, block_hash = EXCLUDED.block_hash,
+       uid = EXCLUDED.uid, commit_payload = EXCLUDED.commit_payload, model_uri = EXCLUDED.model_uri
+     RETURNING id, submission_id`,
     [r.netuid, r.blockNumber, r.blockHash, r.extrinsicHash ?? null, r.uid, r.hotkey, { version: 'v7', repo: r.repo, digest: r.digest, author_hotkey: r.hotkey, spoofed: false }, modelUri, ph],
   );
+  const existing = await tx.query<{ id: SubmissionId; created_at: Date }>('SELECT id, created_at FROM model_submissions WHERE idempotency_key = $1', [idempotencyKey]);
+  if (existing.rows[0]) return { id: existing.rows[0].id, created: false, createdAt: existing.rows[0].created_at };
   const sub = await tx.query<{ id: SubmissionId; created_at: Date }>(
     `INSERT INTO model_submissions (miner_id, chain_commit_id, netuid, uid, hotkey, model_uri, commit_hash, idempotency_key, protocol_version, block_number, next_attempt_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) RETURNING id, created_at`,
@@ -50,8 +58,21 @@ export async function insertSubmission(tx: Tx, r: NewReveal): Promise<{ id: Subm
   return { id: row.id, created: true, createdAt: row.created_at };
 }
 
-/** Source of a used-hotkeys ledger entry, if any (T2). */
-export async function usedHotkeySource(tx: Tx, hotkey: string): Promise<'backfill' | 'swap' | 'eval' | null> {
-  const { rows } = await tx.query<{ source: 'backfill' | 'swap' | 'eval' }>('SELECT source FROM used_hotkeys WHERE hotkey = $1', [hotkey]);
-  return rows[0]?.source ?? null;
+/**
+ * The ingest-time hotkey guard (spec/pipeline.md T1/T2, §6): a hotkey in the used-hotkeys ledger is
+ * rejected as `hotkey_swap` (source swap) or `hotkey_reused` (backfill, eval); a banned hotkey as
+ * `hotkey_banned`. Null ⇒ the submission may proceed.
+ */
+export async function ingestRejection(tx: Tx, hotkey: string): Promise<{ code: 'hotkey_swap' | 'hotkey_reused' | 'hotkey_banned'; message: string } | null> {
+  const { rows } = await tx.query<{ source: 'backfill' | 'swap' | 'eval' | null; bans: string[] | null }>(
+    `SELECT (SELECT source FROM used_hotkeys WHERE hotkey = $1) AS source,
+            (SELECT array_agg(kind ORDER BY kind) FROM hotkey_bans WHERE hotkey = $1) AS bans`,
+    [hotkey],
+  );
+  const row = rows[0];
+  if (row?.source) {
+    return { code: row.source === 'swap' ? 'hotkey_swap' : 'hotkey_reused', message: `hotkey ${hotkey} is in the used-hotkeys ledger (${row.source})` };
+  }
+  if (row?.bans?.length) return { code: 'hotkey_banned', message: `hotkey ${hotkey} is banned (${row.bans.join(', ')})` };
+  return null;
 }
