@@ -29,8 +29,8 @@ import { weightsRateLimitAllows } from './weights.ts';
 export const ZERO_ACCOUNT_SS58 = '5C4hrfjw9DjXZTzV3MwzrrAr9P1MJhSrvWGWqi1eSuyUpnhM';
 /** @default 30000 — how long `connectSubtensor` waits for the first connection and metadata. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-/** Block-number → hash entries kept (spec §3 step 6: "bounded LRU cache"). @default 4096 */
-export const DEFAULT_BLOCK_HASH_CACHE = 4096;
+/** Block-number → hash entries kept (spec §3 step 6: "bounded LRU cache"; CHAIN_BLOCK_HASH_CACHE). @default 10000 */
+export const DEFAULT_BLOCK_HASH_CACHE = 10_000;
 /** Keys per `state_getKeysPaged` page (nodes cap it at 1000). */
 export const KEYS_PAGE = 1000;
 /** `mecid` of the main mechanism (spec §6.2). */

@@ -18,17 +18,14 @@ export function encodeWeightsCommitPayload(p: { hotkeyPublicKey: Uint8Array; uid
 
 /** Decodes {@link encodeWeightsCommitPayload} (used by the dev chain when it reveals a commit). */
 export function decodeWeightsCommitPayload(bytes: Uint8Array): { hotkeyPublicKey: Uint8Array; uids: number[]; weights: number[]; versionKey: bigint } {
-  const decoded = registry.createType(PAYLOAD_TYPE, bytes) as unknown as {
-    hotkey: { toU8a(bare: boolean): Uint8Array };
-    uids: Array<{ toNumber(): number }>;
-    values: Array<{ toNumber(): number }>;
-    version_key: { toBigInt(): bigint };
-  };
+  // Struct.get, not property access: `values` is also a method of every polkadot.js Struct.
+  const decoded = registry.createType(PAYLOAD_TYPE, bytes) as unknown as { get(field: string): unknown };
+  const list = (field: string) => (decoded.get(field) as Array<{ toNumber(): number }>).map((v) => v.toNumber());
   return {
-    hotkeyPublicKey: decoded.hotkey.toU8a(true),
-    uids: decoded.uids.map((u) => u.toNumber()),
-    weights: decoded.values.map((v) => v.toNumber()),
-    versionKey: decoded.version_key.toBigInt(),
+    hotkeyPublicKey: (decoded.get('hotkey') as { toU8a(bare: boolean): Uint8Array }).toU8a(true),
+    uids: list('uids'),
+    weights: list('values'),
+    versionKey: (decoded.get('version_key') as { toBigInt(): bigint }).toBigInt(),
   };
 }
 

@@ -9,6 +9,11 @@ export const CONFIG_DEFAULTS = {
   ALBEDO_API_HOST: '127.0.0.1',
   ALBEDO_API_PORT: 8080,
   CHAIN_NETUID: 97,
+  CHAIN_NETWORK: 'finney',
+  CHAIN_POLL_INTERVAL_S: 2,
+  CHAIN_SCAN_LAG_BLOCKS: 3,
+  CHAIN_START_BLOCK: 0,
+  CHAIN_BLOCK_HASH_CACHE: 10_000,
   ALBEDO_BACKOFF_SCALE: 1,
   ALBEDO_SWEEP_INTERVAL_S: 60,
   ALBEDO_HV_CONCURRENCY: 2,
@@ -40,6 +45,21 @@ const schema = z.object({
   ALBEDO_NODE_TOKENS: z.string().max(65536).optional(),
   ALBEDO_NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default(hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'albedo'),
   CHAIN_NETUID: z.coerce.number().int().min(0).max(65535).default(CONFIG_DEFAULTS.CHAIN_NETUID),
+  /** `finney`, `test`, `archive`, `local` or a `ws(s)://` URL (checked by chain/provider.ts at connect). */
+  CHAIN_NETWORK: z.string().min(1).max(2048).default(CONFIG_DEFAULTS.CHAIN_NETWORK),
+  /** Bearer token sent on the chain WebSocket upgrade (the local dev chain requires one; public nodes ignore it). */
+  ALBEDO_CHAIN_TOKEN: token.optional(),
+  CHAIN_POLL_INTERVAL_S: z.coerce.number().positive().max(3600).default(CONFIG_DEFAULTS.CHAIN_POLL_INTERVAL_S),
+  CHAIN_SCAN_LAG_BLOCKS: z.coerce.number().int().min(0).max(1000).default(CONFIG_DEFAULTS.CHAIN_SCAN_LAG_BLOCKS),
+  CHAIN_START_BLOCK: z.coerce.number().int().min(0).default(CONFIG_DEFAULTS.CHAIN_START_BLOCK),
+  /** Default (spec/config.md): `CHAIN_START_BLOCK − 1` when the start block is set, else 0 (off). */
+  IGNORE_COMMITS_TO_BLOCK: z.coerce.number().int().min(0).optional(),
+  CHAIN_READ_RAW_COMMITMENTS: bool,
+  CHAIN_BLOCK_HASH_CACHE: z.coerce.number().int().min(16).max(10_000_000).default(CONFIG_DEFAULTS.CHAIN_BLOCK_HASH_CACHE),
+  /** Validator wallet (weight setter): wallet name, hotkey name, wallet root. */
+  ALBEDO_WEIGHT_COLDKEY: z.string().min(1).max(255).optional(),
+  ALBEDO_WEIGHT_HOTKEY: z.string().min(1).max(255).optional(),
+  ALBEDO_WEIGHT_WALLET_PATH: z.string().min(1).optional(),
   ALBEDO_BACKOFF_SCALE: z.coerce.number().positive().max(1000).default(CONFIG_DEFAULTS.ALBEDO_BACKOFF_SCALE),
   ALBEDO_SWEEP_INTERVAL_S: z.coerce.number().positive().max(3600).default(CONFIG_DEFAULTS.ALBEDO_SWEEP_INTERVAL_S),
   ALBEDO_HV_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(CONFIG_DEFAULTS.ALBEDO_HV_CONCURRENCY),
@@ -51,7 +71,7 @@ const schema = z.object({
   ALBEDO_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 
-export type BackendConfig = z.infer<typeof schema> & { readonly databaseUrl: string | null; readonly nodeTokens: Record<string, string> };
+export type BackendConfig = Omit<z.infer<typeof schema>, 'IGNORE_COMMITS_TO_BLOCK'> & { readonly IGNORE_COMMITS_TO_BLOCK: number; readonly databaseUrl: string | null; readonly nodeTokens: Record<string, string> };
 
 /**
  * Parses the environment once at start. An invalid value stops the service with the variable's
@@ -70,7 +90,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BackendConfig 
     if (!nodes.success) throw new AlbedoError('CONFIG', 'invalid configuration: ALBEDO_NODE_TOKENS must be a JSON object {"<node id>": "<token of ≥16 chars>"}');
     nodeTokens = nodes.data;
   }
-  const cfg = { ...parsed.data, databaseUrl: parsed.data.DATABASE_URL ?? parsed.data.ALBEDO_EVAL_DATABASE_URL ?? null, nodeTokens };
+  const ignoreTo = parsed.data.IGNORE_COMMITS_TO_BLOCK ?? (parsed.data.CHAIN_START_BLOCK > 0 ? parsed.data.CHAIN_START_BLOCK - 1 : 0);
+  const cfg = { ...parsed.data, IGNORE_COMMITS_TO_BLOCK: ignoreTo, databaseUrl: parsed.data.DATABASE_URL ?? parsed.data.ALBEDO_EVAL_DATABASE_URL ?? null, nodeTokens };
   if (!cfg.ALBEDO_OPERATOR_TOKEN && !cfg.ALBEDO_INSECURE_DEV) {
     throw new AlbedoError('CONFIG', 'invalid configuration: ALBEDO_OPERATOR_TOKEN is required (or ALBEDO_INSECURE_DEV=1 for a dev stack)');
   }
