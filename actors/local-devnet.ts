@@ -3,11 +3,16 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DevChainClient, devChainMiner } from '../chain/devnet/client.ts';
-import { startDevChain } from '../chain/devnet/server.ts';
+import { Keyring } from '@polkadot/keyring';
+import type { KeyringPair } from '@polkadot/keyring/types';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { startDevnetNode } from '../chain/devnet/rpc-node.ts';
+import { burnedRegister, commitReveal, waitForReveal } from '../chain/miner-ops.ts';
 import { ChainReader } from '../chain/reader.ts';
+import { subtensorReaderSource } from '../chain/reader-source.ts';
+import { connectSubtensor } from '../chain/subtensor.ts';
 import type { BackendConfig } from '../core/config.ts';
-import type { AlbedoError } from '../core/faults.ts';
+import { type AlbedoError, toAlbedoError } from '../core/faults.ts';
 import { createJudge } from '../judge/judge-actor.ts';
 import { OpenRouterClient } from '../judge/openrouter-client.ts';
 import { startJudgeProviderStandin } from '../judge/provider-standin.ts';
@@ -27,12 +32,23 @@ const NETUID = 97;
 
 /** The demo: one model per outcome a miner can meet. Repo names say what the stand-ins do. */
 export const DEMO_MODELS = [
-  { hotkey: '5DemoAliceStrong', repo: 'alice/albedo-qwen3.6-35b-strong', note: 'better answers: should be crowned' },
-  { hotkey: '5DemoBobPlain', repo: 'bob/albedo-qwen3.6-35b-plain', note: 'ordinary answers: should lose the duel' },
-  { hotkey: '5DemoCarolBroken', repo: 'carol/albedo-qwen3.6-35b-broken', note: 'degenerate output: should fail pre-eval (MINER)' },
-  { hotkey: '5DemoDaveFp32', repo: 'dave/albedo-qwen3.6-35b-fp32', note: 'F32 weights: should fail validation (weight_dtype)', dtype: 'F32' as const },
-  { hotkey: '5DemoErinBadName', repo: 'erin/my-cool-model', note: 'wrong repo name: should fail validation (repo_name)' },
+  { name: 'alice', repo: 'alice/albedo-qwen3.6-35b-strong', note: 'better answers: should be crowned' },
+  { name: 'bob', repo: 'bob/albedo-qwen3.6-35b-plain', note: 'ordinary answers: should lose the duel' },
+  { name: 'carol', repo: 'carol/albedo-qwen3.6-35b-broken', note: 'degenerate output: should fail pre-eval (MINER)' },
+  { name: 'dave', repo: 'dave/albedo-qwen3.6-35b-fp32', note: 'F32 weights: should fail validation (weight_dtype)', dtype: 'F32' as const },
+  { name: 'erin', repo: 'erin/my-cool-model', note: 'wrong repo name: should fail validation (repo_name)' },
 ] as const;
+
+/**
+ * Well-known dev keys of the local stack (sr25519 from `//AlbedoDemo//<name>` URIs, like substrate's
+ * `//Alice`): public by design, never funded anywhere but the local dev chain.
+ */
+export async function demoKeys(): Promise<{ coldkey: KeyringPair; validator: KeyringPair; genesisKing: KeyringPair; miner(name: string): KeyringPair }> {
+  await cryptoWaitReady();
+  const keyring = new Keyring({ type: 'sr25519', ss58Format: 42 });
+  const key = (name: string) => keyring.addFromUri(`//AlbedoDemo//${name}`);
+  return { coldkey: key('coldkey'), validator: key('validator'), genesisKing: key('genesis-king'), miner: key };
+}
 
 export interface LocalDevnetOptions {
   readonly db: Db;
@@ -56,7 +72,8 @@ const token = () => randomBytes(24).toString('base64url');
 
 /**
  * `npm start`: the full stack on one machine. Every outside-world part is a clearly labelled local
- * stand-in speaking its real protocol shape — a dev chain (JSON-RPC over WS, not subtensor), GPU
+ * stand-in speaking its real protocol — a subtensor dev chain serving recorded metadata to the real
+ * `@polkadot/api` client (chain/devnet/), GPU
  * nodes whose "vLLM" is a deterministic OpenAI-compatible server, an OpenRouter-compatible judge
  * provider — while the validator itself (actors, stages, judge actor, verdicts, coronation,
  * weights) is the production code.
@@ -77,19 +94,32 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
   writeFileSync(tokensFile, JSON.stringify({ operator: tokens.operator, reader: tokens.reader }, null, 2));
   chmodSync(tokensFile, 0o600);
 
-  const chain = await startDevChain({ blockTimeMs: 1000, dataFile: join(o.dataDir, 'devchain.json'), authToken: tokens.chain, weightsRateLimitBlocks: 3 });
-  log(`[stand-in] local dev chain (JSON-RPC over WebSocket, NOT subtensor) at ${chain.url}`);
-  const chainClient = new DevChainClient(chain.url, { authToken: tokens.chain });
-  const miner = devChainMiner(chain.url, { authToken: tokens.chain, netuid: NETUID });
+  const keys = await demoKeys();
+  const chain = await startDevnetNode({
+    blockTimeMs: 1000,
+    dataFile: join(o.dataDir, 'devnet-chain.jsonl'),
+    authToken: tokens.chain,
+    genesis: {
+      subnets: [{ netuid: NETUID, weightsSetRateLimit: 3 }],
+      endowments: { [keys.coldkey.address]: 1_000_000_000_000n },
+      registrations: [
+        { hotkey: keys.genesisKing.address, coldkey: keys.coldkey.address, netuid: NETUID },
+        { hotkey: keys.validator.address, coldkey: keys.coldkey.address, netuid: NETUID },
+      ],
+    },
+    log: (line) => log(`[stand-in chain] ${line}`),
+  });
+  log(`[stand-in] local subtensor dev chain (recorded spec-381 metadata, local drand beacon; NOT finney) at ${chain.url}`);
+  const chainClient = await connectSubtensor({ network: chain.url, headers: { Authorization: `Bearer ${tokens.chain}` }, signers: [keys.validator] });
   const provider = await startJudgeProviderStandin({ apiKey: tokens.provider });
   log(`[stand-in] judge provider (OpenRouter-compatible, deterministic) at ${provider.url}`);
   const judge = createJudge({ client: new OpenRouterClient({ apiKey: tokens.provider, baseUrl: provider.baseUrl }) });
 
   const modelsRoot = join(o.dataDir, 'models');
   const genesis = await publishSyntheticModel(modelsRoot, 'teutonic/albedo-qwen3.6-35b-genesis', { seed: 'genesis' });
-  const genesisReg = await miner.register('5DemoGenesisKing');
-  await miner.register('5DemoValidator');
-  const g = await bootstrapGenesis(o.db, { netuid: NETUID, hotkey: '5DemoGenesisKing', uid: genesisReg.uid, modelUri: genesis.uri });
+  const genesisUid = await chainClient.uidOf(NETUID, keys.genesisKing.address);
+  if (genesisUid === null) throw new Error('the dev chain lost its genesis registrations (delete the data dir to start over)');
+  const g = await bootstrapGenesis(o.db, { netuid: NETUID, hotkey: keys.genesisKing.address, uid: genesisUid, modelUri: genesis.uri });
   if (g.created) log(`genesis king ${genesis.uri} seeded in slot 1 of reign 1`);
 
   const backend = await startBackend({
@@ -101,7 +131,7 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
     executors: {
       HIPPIUS: createValidationExecutor({ store: new LocalDirStore(modelsRoot), backends: ['hippius', 'hf'] }),
       SET_REIGN: createSetReignExecutor({ workerId: 'set-reign-worker', netuid: NETUID }),
-      WEIGHT_SET: createWeightSetExecutor({ chain: chainClient, netuid: NETUID, signerHotkey: '5DemoValidator', versionKey: 10_003_000, rateLimitBlocks: 3, burnUid: 0, network: 'local-devnet', pollMs: 500, retryBackoffMs: 2_000 }),
+      WEIGHT_SET: createWeightSetExecutor({ chain: chainClient, netuid: NETUID, signerHotkey: keys.validator.address, versionKey: 10_003_000, rateLimitBlocks: 3, burnUid: 0, network: 'local-devnet', pollMs: 500, retryBackoffMs: 2_000 }),
     },
     judge,
     // Backoffs of spec §3 scaled to seconds (unless set) so the demo shows retries without waiting minutes.
@@ -128,27 +158,60 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
     log(`[stand-in] GPU node ${name} (${role}) started; its "vLLM" is a deterministic OpenAI-compatible stub per model`);
   }
 
-  const reader = new ChainReader({ db: o.db, chain: chainClient, netuid: NETUID, pollMs: 1000, ingest: (r) => backend.host.ingest(r), onError: o.onError });
+  const reader = new ChainReader({
+    db: o.db,
+    source: subtensorReaderSource(chainClient, NETUID),
+    netuid: NETUID,
+    // One-second blocks here, so poll faster than the spec's 2 s (unless configured).
+    pollMs: process.env.CHAIN_POLL_INTERVAL_S ? cfg.CHAIN_POLL_INTERVAL_S * 1000 : 500,
+    scanLagBlocks: cfg.CHAIN_SCAN_LAG_BLOCKS,
+    startBlock: cfg.CHAIN_START_BLOCK,
+    ignoreCommitsToBlock: cfg.IGNORE_COMMITS_TO_BLOCK,
+    readRawCommitments: cfg.CHAIN_READ_RAW_COMMITMENTS,
+    ingest: (r) => backend.host.ingest(r),
+    onError: o.onError,
+    log: (level, line) => log(`[chain-reader] ${level === 'info' ? '' : `${level}: `}${line}`),
+  });
   reader.start();
 
-  if (o.demo !== false) {
-    for (const m of DEMO_MODELS) {
-      const published = await publishSyntheticModel(modelsRoot, m.repo, { seed: m.hotkey, ...('dtype' in m ? { dtype: m.dtype } : {}) });
-      const reg = await miner.register(m.hotkey);
-      await miner.commit(m.hotkey, `v7|${published.ref.repo}|${published.ref.digest}`);
-      log(`demo: ${m.hotkey} (uid ${reg.uid}) committed ${published.uri} — ${m.note}`);
-    }
-  }
+  let stopping = false;
+  const demo =
+    o.demo === false
+      ? Promise.resolve()
+      : (async () => {
+          // Real extrinsics, as a miner's `albedo register` / `albedo commit` would send them. The five
+          // registrations share one coldkey, so they go one at a time (one nonce each). Alice commits
+          // first and the rest wait for her reveal (~12 s, spec §4), so she duels the genesis king first
+          // and the demo reads the same every run; the other four commit together (five hotkeys, five signers).
+          const uids = new Map<string, number>();
+          for (const m of DEMO_MODELS) {
+            uids.set(m.name, (await burnedRegister(chainClient, { netuid: NETUID, coldkey: keys.coldkey, hotkey: keys.miner(m.name).address })).uid);
+          }
+          const commit = async (m: (typeof DEMO_MODELS)[number]) => {
+            const hotkey = keys.miner(m.name);
+            const published = await publishSyntheticModel(modelsRoot, m.repo, { seed: m.name, ...('dtype' in m ? { dtype: m.dtype } : {}) });
+            const committed = await commitReveal(chainClient, { netuid: NETUID, hotkey, repo: published.ref.repo, digest: published.ref.digest });
+            log(`demo: ${m.name} ${hotkey.address.slice(0, 10)}… (uid ${uids.get(m.name)}) committed ${published.uri} in block ${committed.blockNumber}, reveal round ${committed.revealRound} — ${m.note}`);
+            return { committed, hotkey };
+          };
+          const [first, ...rest] = DEMO_MODELS;
+          const alice = await commit(first);
+          await waitForReveal(chainClient, { netuid: NETUID, hotkey: alice.hotkey.address, payload: alice.committed.payload, sinceBlock: alice.committed.blockNumber, pollMs: 500 });
+          await Promise.all(rest.map(commit));
+        })().catch((error: unknown) => {
+          if (!stopping) o.onError(toAlbedoError(error), 'demo miners');
+        });
 
   return {
     backend,
     tokensFile,
     stop: async () => {
+      stopping = true;
       reader.stop();
       for (const n of nodes) n.kill('SIGTERM');
       await backend.close();
       await chainClient.close();
-      await miner.close();
+      await demo;
       await provider.close();
       await chain.close();
     },

@@ -13,6 +13,7 @@ describe('resolveEndpoint', () => {
   it('refuses other schemes and junk with a configuration error', () => {
     expect(() => resolveEndpoint('http://example.org')).toThrow(ChainConfigError);
     expect(() => resolveEndpoint('mainnet')).toThrow(/CHAIN_NETWORK must be one of finney, test, archive, local/);
+    expect(() => resolveEndpoint('constructor')).toThrow(ChainConfigError);
   });
 });
 

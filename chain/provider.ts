@@ -26,8 +26,7 @@ export class ChainConfigError extends Error {
 
 /** A preset name or a `ws(s)://` URL → endpoint URL. Anything else is a configuration error. */
 export function resolveEndpoint(network: string): string {
-  const preset = (NETWORK_PRESETS as Record<string, string>)[network];
-  if (preset) return preset;
+  if (Object.hasOwn(NETWORK_PRESETS, network)) return NETWORK_PRESETS[network as NetworkPreset];
   let url: URL;
   try {
     url = new URL(network);

@@ -7,7 +7,7 @@
 import { StorageKey } from '@polkadot/types';
 import type { StorageEntry } from '@polkadot/types/primitive/types';
 import type { Codec, Registry } from '@polkadot/types-codec/types';
-import { u8aToHex } from '@polkadot/util';
+import { hexToU8a, u8aToHex } from '@polkadot/util';
 import { storageItem } from './pallets.ts';
 import type { ChainReaderSource } from './reader.ts';
 import { type Subtensor, ZERO_ACCOUNT_SS58 } from './subtensor.ts';
@@ -20,7 +20,8 @@ export type ReaderCodecs = Pick<ChainReaderSource, 'prefixes' | 'revealCodec' | 
 /** Decodes a raw storage value with the entry's metadata type. */
 export function decodeStorageValue(registry: Registry, entry: StorageEntry, hex: string): Codec {
   const typeId = entry.meta.type.isMap ? entry.meta.type.asMap.value : entry.meta.type.asPlain;
-  return registry.createType(registry.createLookupType(typeId), hex);
+  // Bytes, not the hex string: polkadot.js reads a hex string given for an integer as a big-endian number.
+  return registry.createType(registry.createLookupType(typeId), hexToU8a(hex));
 }
 
 /** The reader's prefixes and decoders for `netuid`, from any metadata-decorated storage entries. */

@@ -1,6 +1,6 @@
 /**
  * Coronation and weights end to end (spec/coronation.md, pipeline.md T24–T28) on real Postgres and
- * the LOCAL STAND-IN chain: submissions run through the in-process pipeline with instant validation
+ * the local subtensor dev chain through the production `@polkadot/api` client: submissions run through the in-process pipeline with instant validation
  * and pre-eval, an EVAL stand-in that records real `eval_runs`, and the real SET_REIGN and
  * WEIGHT_SET executors.
  */
@@ -11,8 +11,6 @@ import { createWeightSetExecutor, type WeightSetExecutorOptions } from '../../ac
 import type { ExecutorContext, ExecutorResult, InProcessExecutor } from '../../actors/stage-service.ts';
 import { randomReveal, startInProcessPipeline } from '../support/pipeline-kit.ts';
 import { type ChainClient, ChainError } from '../../chain/client.ts';
-import { DevChainClient } from '../../chain/devnet/client.ts';
-import { type DevChain, startDevChain } from '../../chain/devnet/server.ts';
 import { normalizeWeightsU16, sdkVersionKey } from '../../chain/weights.ts';
 import { attemptKey, type AttemptKey, type Stage, type SubmissionId } from '../../core/ids.ts';
 import { coronationWeightHash, coronationWeightPolicy, crown, type PlannedMember, weightBpsForMemberCount } from '../../persistence/coronation.ts';
@@ -20,11 +18,10 @@ import { type Db, inTx, type Tx } from '../../persistence/db.ts';
 import { bootstrapGenesis } from '../../persistence/genesis.ts';
 import { insertSubmission } from '../../persistence/submissions.ts';
 import { freshDatabase, type TestDatabase, testServers } from '../support/pg.ts';
+import { TestChain } from '../support/test-chain.ts';
 import { waitFor } from '../support/wait.ts';
 
 const NETUID = 97;
-const VALIDATOR = '5validator-hotkey';
-const GENESIS_HOTKEY = '5genesis-hotkey';
 const GENESIS_URI = 'teutonic/qwen3.6-35b-a3b-genesis@sha256:efd5b8d0a1c1f472be56ff919419cdd0561bdecd9013d5c2a96dd0e23e89c165';
 const WORKER_ID = 'set-reign-test';
 
@@ -83,8 +80,9 @@ function fakeCtx(db: Db, submissionId: string, key: AttemptKey, n: number, stage
 for (const server of testServers()) {
   describe(`coronation on ${server.name} Postgres and the stand-in chain`, () => {
     let t: TestDatabase;
-    let chain: DevChain;
-    let client: DevChainClient;
+    let chain: TestChain;
+    let client: TestChain['client'];
+    let VALIDATOR: string;
     let genesisId: string;
     const weightOptions = (): WeightSetExecutorOptions => ({
       chain: client,
@@ -101,8 +99,7 @@ for (const server of testServers()) {
 
     /** A registered miner's reveal; "strong" repos win their duel. */
     async function registeredReveal(strong: boolean) {
-      const hotkey = `5${randomBytes(20).toString('hex')}`;
-      const { uid } = await client.register(NETUID, hotkey);
+      const { hotkey, uid } = await chain.register();
       const repo = `${strong ? 'strong' : 'weak'}${randomBytes(3).toString('hex')}/albedo-qwen3.6-35b`;
       return randomReveal({ hotkey, uid, repo });
     }
@@ -179,7 +176,7 @@ for (const server of testServers()) {
         "SELECT m.uid, m.weight_bps FROM reigns r JOIN reign_members m ON m.reign_id = r.id WHERE r.state = 'ACTIVE' ORDER BY m.uid",
       )).rows;
       const expected = normalizeWeightsU16(members.map((m) => m.uid), members.map((m) => m.weight_bps / 10000));
-      const entry = (await client.weights(NETUID)).find((w) => w.hotkey === VALIDATOR);
+      const entry = await chain.weightsOf(VALIDATOR);
       expect(entry).toBeDefined();
       expect({ uids: entry?.uids, weights: entry?.weights }).toEqual(expected);
       const last = await t.db.query<{ b: string }>("SELECT max(block_number)::text AS b FROM weight_transactions WHERE state = 'SUCCESS'");
@@ -188,14 +185,13 @@ for (const server of testServers()) {
 
     beforeAll(async () => {
       t = await freshDatabase(server);
-      chain = await startDevChain({ blockTimeMs: 20, weightsRateLimitBlocks: 0, log: () => {} });
-      client = new DevChainClient(chain.url, { inclusionTimeoutMs: 10_000 });
-      await client.register(NETUID, VALIDATOR); // uid 0 = the burn uid
-      const genesis = await client.register(NETUID, GENESIS_HOTKEY);
-      genesisId = (await bootstrapGenesis(t.db, { netuid: NETUID, hotkey: GENESIS_HOTKEY, uid: genesis.uid, modelUri: GENESIS_URI })).submissionId;
+      chain = await TestChain.start({ netuid: NETUID }); // the validator holds uid 0 = the burn uid
+      client = chain.client;
+      VALIDATOR = chain.validator.address;
+      const genesis = await chain.register();
+      genesisId = (await bootstrapGenesis(t.db, { netuid: NETUID, hotkey: genesis.hotkey, uid: genesis.uid, modelUri: GENESIS_URI })).submissionId;
     });
     afterAll(async () => {
-      await client?.close();
       await chain?.close();
       await t?.drop();
     });
@@ -482,7 +478,7 @@ for (const server of testServers()) {
       expect(lost).toMatchObject({ status: 'failed', fault: { faultClass: 'CHAIN_FAULT', code: 'weight_set_timeout', retryable: true } });
       const epochA = (await t.db.query<{ state: string; last_fault_code: string; attempt_count: number }>('SELECT state, last_fault_code, attempt_count FROM weight_epochs WHERE weight_hash = $1', [a.weightHash])).rows[0];
       expect(epochA).toEqual({ state: 'FAILED_RETRYABLE', last_fault_code: 'weight_set_timeout', attempt_count: 1 });
-      const landed = (await client.weights(NETUID)).find((w) => w.hotkey === VALIDATOR)!.block;
+      const landed = (await chain.weightsOf(VALIDATOR))!.block;
 
       // 2. The retry sees the landed extrinsic on chain and does not send again.
       sends = 0;
@@ -547,12 +543,11 @@ for (const server of testServers()) {
       )).rows;
       expect(members).toHaveLength(5);
       const victim = members[2]!;
-      const newcomer = `5${randomBytes(20).toString('hex')}`;
-      await client.register(NETUID, newcomer, victim.uid); // the uid now belongs to someone else
+      const newcomer = await chain.giveUidToNewHotkey(victim.uid); // the uid now belongs to someone else
       const out = await runWeightSet(d.id, client);
       expect(out).toMatchObject({ status: 'succeeded', result: { chain_written: true, reign_version: d.reignVersion } });
       const others = members.filter((m) => m.slot !== 3).map((m) => m.uid).sort((a, b) => a - b);
-      const entry = (await client.weights(NETUID)).find((w) => w.hotkey === VALIDATOR);
+      const entry = await chain.weightsOf(VALIDATOR);
       expect(entry?.uids).toEqual([0, ...others]);
       expect(entry?.weights).toEqual(normalizeWeightsU16([0, ...others], [0.2, 0.2, 0.2, 0.2, 0.2]).weights);
       const epoch = (await t.db.query<{ uids: number[]; weights: string[]; weight_policy: Record<string, unknown> }>(

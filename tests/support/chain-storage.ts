@@ -58,7 +58,8 @@ export function registrationKey(netuid: number, uid: number): string {
 }
 
 export function u64Value(n: number): string {
-  return runtime.registry.createType('u64', n).toHex();
+  // toU8a, not toHex: an integer's toHex is its big-endian number, not its SCALE (little-endian) bytes.
+  return u8aToHex(runtime.registry.createType('u64', n).toU8a());
 }
 
 /** A syntactically valid v7 payload, distinct per (i, n). */
