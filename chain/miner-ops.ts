@@ -7,7 +7,7 @@ import type { KeyringPair } from '@polkadot/keyring/types';
 import type { Bytes, Option } from '@polkadot/types';
 import { u8aEq, u8aToHex } from '@polkadot/util';
 import { readBeacon } from './beacon-config.ts';
-import { ExtrinsicError, type IncludedExtrinsic, sendAndWait, signOnce } from './extrinsics.ts';
+import { ExtrinsicError, type IncludedExtrinsic, sendAndWait, signOnce, type WaitOptions } from './extrinsics.ts';
 import { formatReveal, parseReveal, scaleEncodeString } from './reveal.ts';
 import { call, storageItem } from './pallets.ts';
 import type { Subtensor } from './subtensor.ts';
@@ -70,6 +70,8 @@ export interface RegisterRequest {
   /** Shown the cost and balance first; resolve false to abort (spec §5 step 3). Omit to skip. */
   readonly confirm?: (quote: { costRao: bigint; balanceRao: bigint }) => Promise<boolean>;
   readonly onStatus?: (status: string) => void;
+  /** Inclusion wait bounds (chain/extrinsics.ts defaults). */
+  readonly wait?: Pick<WaitOptions, 'timeoutBlocks' | 'timeoutMs'>;
 }
 
 export interface RegisterResult {
@@ -88,7 +90,7 @@ export async function burnedRegister(chain: Subtensor, r: RegisterRequest): Prom
   const signed = await signOnce(call(chain.api, 'subtensorModule', 'burnedRegister')(r.netuid, r.hotkey), r.coldkey);
   let included: IncludedExtrinsic | null = null;
   try {
-    included = await sendAndWait(chain.api, signed, { waitFor: 'finalized', onStatus: r.onStatus });
+    included = await sendAndWait(chain.api, signed, { ...r.wait, waitFor: 'finalized', onStatus: r.onStatus });
   } catch (error) {
     // A timeout may hide a registration that landed: chain state decides, never a second burn.
     const uid = error instanceof ExtrinsicError && (error.code === 'timeout' || error.code === 'not_included') ? await chain.uidOf(r.netuid, r.hotkey) : null;
@@ -113,6 +115,8 @@ export interface CommitRequest {
   /** @default 1 (spec §4 step 3) */
   readonly blocksUntilReveal?: number;
   readonly onStatus?: (status: string) => void;
+  /** Inclusion wait bounds (chain/extrinsics.ts defaults). */
+  readonly wait?: Pick<WaitOptions, 'timeoutBlocks' | 'timeoutMs'>;
 }
 
 export interface CommitResult {
@@ -156,29 +160,51 @@ export async function commitReveal(chain: Subtensor, c: CommitRequest): Promise<
     if (encrypted.length > CHAIN_COMMITMENT_CIPHERTEXT_LIMIT) throw new MinerOpError('payload_too_large', `encrypted commitment is ${encrypted.length} bytes; the chain accepts ${CHAIN_COMMITMENT_CIPHERTEXT_LIMIT}`);
     info = commitmentInfo(payload, { raw: false, encrypted, revealRound });
   }
+  const sinceBlock = (await chain.bestBlock()).number;
   const signed = await signOnce(call(chain.api, 'commitments', 'setCommitment')(c.netuid, info), c.hotkey);
   try {
-    const included = await sendAndWait(chain.api, signed, { waitFor: 'finalized', onStatus: c.onStatus });
+    const included = await sendAndWait(chain.api, signed, { ...c.wait, waitFor: 'finalized', onStatus: c.onStatus });
     return { payload, blockNumber: included.blockNumber, extrinsicHash: included.extrinsicHash, revealRound };
   } catch (error) {
     if (error instanceof ExtrinsicError && (error.code === 'timeout' || error.code === 'not_included')) {
-      const stored = await storedCommitment(chain, c.netuid, c.hotkey.address);
-      if (stored && encrypted && stored.fields.some((f) => f.encrypted && u8aEq(f.encrypted, encrypted))) {
-        return { payload, blockNumber: stored.block, extrinsicHash: signed.hash.toHex(), revealRound };
-      }
+      // The answer was lost, not necessarily the extrinsic: chain state decides, never a second commit.
+      const landedAt = await landedCommitBlock(chain, c, { payload, encrypted, sinceBlock });
+      if (landedAt !== null) return { payload, blockNumber: landedAt, extrinsicHash: signed.hash.toHex(), revealRound };
     }
     throw fromExtrinsicError(error);
   }
 }
 
-/** `CommitmentOf(netuid, hotkey)`: the block and the timelocked fields still pending, or null. */
+/**
+ * Block where our commitment landed, judged from state: our exact ciphertext still sealed in
+ * `CommitmentOf`, our raw field there, or (already unsealed) our payload revealed since we sent it.
+ */
+async function landedCommitBlock(chain: Subtensor, c: CommitRequest, ours: { payload: string; encrypted: Uint8Array | null; sinceBlock: number }): Promise<number | null> {
+  const stored = await storedCommitment(chain, c.netuid, c.hotkey.address);
+  if (stored && stored.block > ours.sinceBlock) {
+    if (ours.encrypted && stored.fields.some((f) => f.encrypted && u8aEq(f.encrypted, ours.encrypted as Uint8Array))) return stored.block;
+    if (!ours.encrypted && stored.raw.some((bytes) => new TextDecoder().decode(bytes) === ours.payload)) return stored.block;
+  }
+  if (!ours.encrypted) return null;
+  for (const r of await chain.revealedCommitments(c.netuid)) {
+    if (r.hotkey !== c.hotkey.address || r.block <= ours.sinceBlock) continue;
+    const parsed = parseReveal(r.bytes);
+    if (parsed.ok && parsed.payload === ours.payload) return stored?.block ?? r.block;
+  }
+  return null;
+}
+
+/** `CommitmentOf(netuid, hotkey)`: its block, the timelocked fields still sealed, and the raw fields; null when absent. */
 export async function storedCommitment(
   chain: Subtensor,
   netuid: number,
   hotkey: string,
-): Promise<{ block: number; fields: Array<{ revealRound: number | null; encrypted: Uint8Array | null }> } | null> {
+): Promise<{ block: number; fields: Array<{ revealRound: number | null; encrypted: Uint8Array | null }>; raw: Uint8Array[] } | null> {
   const value = (await storageItem(chain.api, 'commitments', 'commitmentOf')(netuid, hotkey)) as unknown as Option<
-    { block: { toNumber(): number }; info: { fields: Array<{ isTimelockEncrypted: boolean; asTimelockEncrypted: { encrypted: Bytes; revealRound: { toNumber(): number } } }> } } & Bytes
+    {
+      block: { toNumber(): number };
+      info: { fields: Array<{ type: string; value: { toU8a(bare: boolean): Uint8Array }; isTimelockEncrypted: boolean; asTimelockEncrypted: { encrypted: Bytes; revealRound: { toNumber(): number } } }> };
+    } & Bytes
   >;
   if (value.isNone) return null;
   const reg = value.unwrap();
@@ -187,6 +213,7 @@ export async function storedCommitment(
     fields: reg.info.fields.map((f) =>
       f.isTimelockEncrypted ? { revealRound: f.asTimelockEncrypted.revealRound.toNumber(), encrypted: f.asTimelockEncrypted.encrypted.toU8a(true) } : { revealRound: null, encrypted: null },
     ),
+    raw: reg.info.fields.filter((f) => /^Raw\d+$/.test(f.type)).map((f) => f.value.toU8a(true)),
   };
 }
 

@@ -59,20 +59,14 @@ export async function insertSubmission(tx: Tx, r: NewReveal): Promise<{ id: Subm
 }
 
 /**
- * The ingest-time hotkey guard (spec/pipeline.md T1/T2, §6): a hotkey in the used-hotkeys ledger is
- * rejected as `hotkey_swap` (source swap) or `hotkey_reused` (backfill, eval); a banned hotkey as
- * `hotkey_banned`. Null ⇒ the submission may proceed.
+ * The ingest-time hotkey guard (spec/pipeline.md T2): a hotkey in the used-hotkeys ledger is rejected as
+ * `hotkey_swap` (source swap) or `hotkey_reused` (backfill, eval). Bans are enforced by the validation
+ * stage's first pre-check (T4 `hotkey_banned`, before any I/O), so one rule lives in one place.
+ * Null ⇒ the submission may proceed.
  */
-export async function ingestRejection(tx: Tx, hotkey: string): Promise<{ code: 'hotkey_swap' | 'hotkey_reused' | 'hotkey_banned'; message: string } | null> {
-  const { rows } = await tx.query<{ source: 'backfill' | 'swap' | 'eval' | null; bans: string[] | null }>(
-    `SELECT (SELECT source FROM used_hotkeys WHERE hotkey = $1) AS source,
-            (SELECT array_agg(kind ORDER BY kind) FROM hotkey_bans WHERE hotkey = $1) AS bans`,
-    [hotkey],
-  );
-  const row = rows[0];
-  if (row?.source) {
-    return { code: row.source === 'swap' ? 'hotkey_swap' : 'hotkey_reused', message: `hotkey ${hotkey} is in the used-hotkeys ledger (${row.source})` };
-  }
-  if (row?.bans?.length) return { code: 'hotkey_banned', message: `hotkey ${hotkey} is banned (${row.bans.join(', ')})` };
-  return null;
+export async function ingestRejection(tx: Tx, hotkey: string): Promise<{ code: 'hotkey_swap' | 'hotkey_reused'; message: string } | null> {
+  const { rows } = await tx.query<{ source: 'backfill' | 'swap' | 'eval' }>('SELECT source FROM used_hotkeys WHERE hotkey = $1', [hotkey]);
+  const source = rows[0]?.source;
+  if (!source) return null;
+  return { code: source === 'swap' ? 'hotkey_swap' : 'hotkey_reused', message: `hotkey ${hotkey} is in the used-hotkeys ledger (${source})` };
 }

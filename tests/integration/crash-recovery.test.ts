@@ -116,6 +116,14 @@ describe('crash recovery under repeated SIGKILL', () => {
   it(`${SUBMISSIONS} submissions survive ${KILLS} SIGKILLs: all terminal, nothing twice, nothing lost`, async () => {
     for (let k = 0; k < KILLS; k++) {
       await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 600)));
+      // Every other kill waits (briefly) for an in-process stage to be running, so the run proves
+      // mid-stage kills however slow the machine is; the rest land wherever the clock says.
+      if (k % 2 === 0) {
+        await waitFor(
+          async () => (await t.db.query("SELECT 1 FROM stage_attempts WHERE state = 'RUNNING' AND stage IN ('HIPPIUS', 'SET_REIGN', 'WEIGHT_SET') LIMIT 1")).rowCount === 1,
+          { timeoutMs: 3_000 },
+        ).catch(() => undefined);
+      }
       child!.kill('SIGKILL');
       await new Promise((r) => child!.once('exit', r));
       child = await spawnBackend();
