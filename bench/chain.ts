@@ -14,6 +14,7 @@ import { runInNewContext } from 'node:vm';
 import { parseReveal } from '../chain/reveal.ts';
 import { RevealScanner } from '../chain/reveal-scanner.ts';
 import { codecsFor, MemoryStorage, revealedKey, revealedValue, testHotkey, v7Payload } from '../tests/support/chain-storage.ts';
+import { mulberry32 as prng } from '../tests/support/prng.ts';
 
 const NETUID = 97;
 const HOTKEYS = 256;
@@ -28,17 +29,6 @@ function heapMiB(): number {
   return process.memoryUsage().heapUsed / 2 ** 20;
 }
 
-/** Deterministic PRNG (mulberry32) so both runs see the same activity. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function buildChain() {
   // Four versions per key: the simulated chain's own history stays bounded, so the heap measures the reader.

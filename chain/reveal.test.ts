@@ -14,6 +14,7 @@ import {
   scaleEncodeString,
   submissionIdempotencyKey,
 } from './reveal.ts';
+import { mulberry32 as prng } from '../tests/support/prng.ts';
 
 const SHA = `sha256:${'0'.repeat(64)}`;
 const HEX40 = 'a'.repeat(40);
@@ -21,17 +22,6 @@ const HEX64 = 'b'.repeat(64);
 const REPO = 'example/albedo-qwen3.6-35b-demo';
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-/** Deterministic PRNG (mulberry32) so the fuzz corpus is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('parseReveal: v7 table (chain.md §2)', () => {
   it.each([

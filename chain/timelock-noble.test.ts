@@ -12,12 +12,13 @@ import {
   MAX_TIMELOCK_PLAINTEXT_BYTES,
   TIMELOCK_CIPHERTEXT_OVERHEAD_BYTES,
   TimelockError,
-  type TimelockErrorCode,
   encodeScaleString,
   parseTimelockCiphertext,
   timelockDecrypt,
   timelockEncrypt,
 } from './timelock.ts';
+import { mulberry32 as prng } from '../tests/support/prng.ts';
+import { codeOf } from '../tests/support/timelock.ts';
 
 interface DrandFixture {
   pulses: { round: number; signature: string }[];
@@ -35,27 +36,7 @@ const SIG_2000 = SIGS.get(2000)!;
 const SIG_INVALID = hex(fixture.invalid[0]!.signature);
 const V7 = encodeScaleString(`v7|example/albedo-qwen3.6-35b-demo|sha256:${'0'.repeat(64)}`);
 
-function codeOf(f: () => unknown): TimelockErrorCode {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TimelockError);
-    return (e as TimelockError).code;
-  }
-  throw new Error('expected a TimelockError, got a result');
-}
 
-/** Deterministic PRNG (mulberry32) so the fuzz corpus is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('arkworksFp12Bytes', () => {
   it('writes 12 little-endian 48-byte coefficients in tower order', () => {

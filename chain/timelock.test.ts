@@ -22,6 +22,8 @@ import {
   verifyDrandSignature,
   weightsRevealRound,
 } from './timelock.ts';
+import { mulberry32 as prng } from '../tests/support/prng.ts';
+import { codeOf } from '../tests/support/timelock.ts';
 
 interface DrandFixture {
   info: { public_key: string; period: number; genesis_time: number; hash: string };
@@ -44,28 +46,7 @@ const SIG_2000 = sigOf(2000);
 const SIG_INVALID = hex(fixture.invalid[0]!.signature);
 const V7_PAYLOAD = `v7|example/albedo-qwen3.6-35b-demo|sha256:${'0'.repeat(64)}`;
 
-/** Runs `f` and returns the TimelockError code it throws (fails the test on success or any other error). */
-function codeOf(f: () => unknown): TimelockErrorCode {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TimelockError);
-    return (e as TimelockError).code;
-  }
-  throw new Error('expected a TimelockError, got a result');
-}
 
-/** Deterministic PRNG (mulberry32) so the fuzz corpus is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('constants', () => {
   it('match the recorded quicknet beacon info', () => {

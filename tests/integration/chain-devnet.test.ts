@@ -22,8 +22,7 @@ import { ChainReader } from '../../chain/reader.ts';
 import { subtensorReaderSource } from '../../chain/reader-source.ts';
 import { connectSubtensor, type Subtensor } from '../../chain/subtensor.ts';
 import { loadColdkey, loadHotkey } from '../../chain/wallet.ts';
-import { inTx } from '../../persistence/db.ts';
-import { ingestRejection, insertSubmission, type NewReveal } from '../../persistence/submissions.ts';
+import { ingestInto } from '../support/ingest.ts';
 import { freshDatabase, type TestDatabase, testServers } from '../support/pg.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -66,18 +65,6 @@ function startChain(args: string[], token: string): Promise<ChainProcess> {
     });
     child.once('exit', (code) => reject(new Error(`dev chain exited with ${code}: ${stderr.slice(-2000)}`)));
   });
-}
-
-function ingestInto(t: TestDatabase) {
-  return (r: NewReveal) =>
-    inTx(t.db, async (tx) => {
-      const rejected = await ingestRejection(tx, r.hotkey);
-      const sub = await insertSubmission(tx, r);
-      if (sub.created && rejected) {
-        await tx.query(`UPDATE model_submissions SET state = 'TERMINAL_INVALID', fault_class = 'MINER_FAULT', fault_code = $2 WHERE id = $1`, [sub.id, rejected.code]);
-      }
-      return { created: sub.created };
-    });
 }
 
 const server = testServers()[0]!;

@@ -7,10 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainReader, type ChainReaderSource } from '../../chain/reader.ts';
 import { scaleEncodeString, sha256Hex } from '../../chain/reveal.ts';
-import { inTx } from '../../persistence/db.ts';
-import { ingestRejection, insertSubmission, type NewReveal } from '../../persistence/submissions.ts';
 import { accountValue, codecsFor, keysKey, MemoryStorage, registrationKey, revealedKey, revealedValue, testHotkey, u64Value, v7Payload } from '../support/chain-storage.ts';
+import { ingestInto } from '../support/ingest.ts';
 import { freshDatabase, type TestDatabase, testServers } from '../support/pg.ts';
+import { mulberry32 } from '../support/prng.ts';
 
 const NETUID = 97;
 const codecs = codecsFor(NETUID);
@@ -42,18 +42,6 @@ class FakeChain {
   advanceTo(n: number): void {
     while (this.storage.best < n) this.storage.commitBlock();
   }
-}
-
-function ingestInto(t: TestDatabase) {
-  return (r: NewReveal) =>
-    inTx(t.db, async (tx) => {
-      const rejected = await ingestRejection(tx, r.hotkey);
-      const sub = await insertSubmission(tx, r);
-      if (sub.created && rejected) {
-        await tx.query(`UPDATE model_submissions SET state = 'TERMINAL_INVALID', fault_class = 'MINER_FAULT', fault_code = $2 WHERE id = $1`, [sub.id, rejected.code]);
-      }
-      return { created: sub.created };
-    });
 }
 
 describe.each(testServers())('chain reader on $name Postgres', (server) => {
@@ -183,14 +171,7 @@ describe.each(testServers())('chain reader on $name Postgres', (server) => {
   it('fuzz: 10,000 random reveal byte strings are each stored as ignored with a reason, never crashing the reader', async () => {
     await t.db.query('TRUNCATE chain_commits, model_submissions, miners, used_hotkeys, events CASCADE');
     const chain = new FakeChain();
-    let seed = 0x9e3779b9;
-    const rand = () => {
-      seed = (seed + 0x6d2b79f5) >>> 0;
-      let x = seed;
-      x = Math.imul(x ^ (x >>> 15), x | 1);
-      x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-      return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-    };
+    const rand = mulberry32(0x9e3779b9);
     const HOTKEYS = 1_000;
     const registrations = new Map<string, string | null>();
     for (let i = 0; i < HOTKEYS; i++) for (const [k, v] of chain.register(i, testHotkey(1000 + i), 1)) registrations.set(k, v);
