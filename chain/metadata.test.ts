@@ -22,6 +22,10 @@ describe('recorded subtensor metadata', () => {
     }
   });
 
+  it('flags an extension that neither polkadot.js nor the subtensor map can encode (the client then refuses to start)', () => {
+    expect(unknownSignedExtensions(['CheckNonce', 'ChargeTransactionPaymentWrapper', 'SubtensorSignedExtension', 'SomeNewExtension'])).toEqual(['SomeNewExtension']);
+  });
+
   it('hashes a recorded finney header to its recorded block hash (what the dev chain relies on)', () => {
     const { registry } = recordedRuntime('finneyV15Spec343');
     expect(registry.createType('Header', recorded.header).hash.toHex()).toBe(recorded.blockHash);
