@@ -8,12 +8,13 @@ import { StorageKey } from '@polkadot/types';
 import type { StorageEntry } from '@polkadot/types/primitive/types';
 import type { Codec, Registry } from '@polkadot/types-codec/types';
 import { hexToU8a, u8aToHex } from '@polkadot/util';
-import { storageItem } from './pallets.ts';
+import { hasStorageItem, storageItem } from './pallets.ts';
+import { ChainConfigError } from './provider.ts';
 import type { ChainReaderSource } from './reader.ts';
 import { type Subtensor, ZERO_ACCOUNT_SS58 } from './subtensor.ts';
 
 type Num = { toNumber(): number };
-type EntryOf = (section: string, method: string) => StorageEntry;
+type EntryOf = (section: string, method: string) => StorageEntry | undefined;
 
 export type ReaderCodecs = Pick<ChainReaderSource, 'prefixes' | 'revealCodec' | 'rawCommitmentCodec' | 'metagraphCodec'>;
 
@@ -26,21 +27,27 @@ export function decodeStorageValue(registry: Registry, entry: StorageEntry, hex:
 
 /** The reader's prefixes and decoders for `netuid`, from any metadata-decorated storage entries. */
 export function readerCodecs(registry: Registry, entryOf: EntryOf, netuid: number): ReaderCodecs {
+  const required = (section: string, method: string): StorageEntry => {
+    const entry = entryOf(section, method);
+    if (!entry) throw new ChainConfigError(`this runtime has no storage item ${section}.${method}`);
+    return entry;
+  };
+  // Older runtimes (e.g. spec 218) have no RevealedCommitments: only the raw fallback can read them.
   const revealed = entryOf('commitments', 'revealedCommitments');
-  const commitmentOf = entryOf('commitments', 'commitmentOf');
-  const keys = entryOf('subtensorModule', 'keys');
-  const blockAtRegistration = entryOf('subtensorModule', 'blockAtRegistration');
+  const commitmentOf = required('commitments', 'commitmentOf');
+  const keys = required('subtensorModule', 'keys');
+  const blockAtRegistration = required('subtensorModule', 'blockAtRegistration');
   const argsOf = (entry: StorageEntry) => (key: string): Codec[] => {
     const storageKey = new StorageKey(registry, key);
     storageKey.setMeta(entry.meta, entry.section, entry.method);
     return storageKey.args;
   };
-  const revealArgs = argsOf(revealed);
+  const revealArgs = (key: string) => argsOf(required('commitments', 'revealedCommitments'))(key);
   const commitmentArgs = argsOf(commitmentOf);
   const keysArgs = argsOf(keys);
   return {
     prefixes: {
-      revealed: u8aToHex(revealed.keyPrefix(netuid)),
+      revealed: revealed ? u8aToHex(revealed.keyPrefix(netuid)) : null,
       commitmentOf: u8aToHex(commitmentOf.keyPrefix(netuid)),
       keys: u8aToHex(keys.keyPrefix(netuid)),
       blockAtRegistration: u8aToHex(blockAtRegistration.keyPrefix(netuid)),
@@ -48,7 +55,7 @@ export function readerCodecs(registry: Registry, entryOf: EntryOf, netuid: numbe
     revealCodec: {
       hotkeyOfKey: (key) => String(revealArgs(key)[1]),
       decodeEntries: (hex) =>
-        (decodeStorageValue(registry, revealed, hex) as unknown as Array<[Codec, Num]>).map(([bytes, block]) => ({
+        (decodeStorageValue(registry, required('commitments', 'revealedCommitments'), hex) as unknown as Array<[Codec, Num]>).map(([bytes, block]) => ({
           bytes: bytes.toU8a(true),
           block: block.toNumber(),
         })),
@@ -78,7 +85,7 @@ export function subtensorReaderSource(chain: Subtensor, netuid: number): ChainRe
     blockHash: (n) => chain.blockHash(n),
     ownerOf: (hotkey, atBlock) => chain.ownerOf(hotkey, atBlock),
     storage: chain.rawStorage(),
-    ...readerCodecs(chain.api.registry, (section, method) => storageItem(chain.api, section, method).creator, netuid),
+    ...readerCodecs(chain.api.registry, (section, method) => (hasStorageItem(chain.api, section, method) ? storageItem(chain.api, section, method).creator : undefined), netuid),
     onReconnect: (listener) => chain.onReconnect(listener),
   };
 }

@@ -13,6 +13,7 @@ import type { NewReveal } from '../persistence/submissions.ts';
 import { MetagraphMirror, type Neuron } from './metagraph.ts';
 import { type ParseRevealOptions, parseReveal, sha256Hex } from './reveal.ts';
 import { type RevealEntry, RevealScanner } from './reveal-scanner.ts';
+import { ChainConfigError } from './provider.ts';
 import type { RawStoragePort } from './storage-mirror.ts';
 
 /** @default 2000 (CHAIN_POLL_INTERVAL_S = 2) */
@@ -29,7 +30,8 @@ export interface ChainReaderSource {
   /** `Owner(hotkey)` at block `n`, null for the zero account. */
   ownerOf(hotkey: string, atBlock: number): Promise<string | null>;
   readonly storage: RawStoragePort;
-  readonly prefixes: { revealed: string; commitmentOf: string; keys: string; blockAtRegistration: string };
+  /** `revealed` is null on runtimes without `RevealedCommitments` (then only the raw fallback can read). */
+  readonly prefixes: { revealed: string | null; commitmentOf: string; keys: string; blockAtRegistration: string };
   readonly revealCodec: { hotkeyOfKey(key: string): string; decodeEntries(hex: string): Array<{ bytes: Uint8Array; block: number }> };
   /** `CommitmentOf` value → its `Raw` fields as reveals at `Registration.block` (raw fallback, §2.1). */
   readonly rawCommitmentCodec: { hotkeyOfKey(key: string): string; decodeEntries(hex: string): Array<{ bytes: Uint8Array; block: number }> };
@@ -82,7 +84,10 @@ export class ChainReader {
   constructor(private readonly o: ChainReaderOptions) {
     const s = o.source;
     const mirrorOptions = { fullResyncEvery: o.fullResyncEvery };
-    this.scanners = [{ scanner: new RevealScanner(s.storage, s.prefixes.revealed, s.revealCodec, mirrorOptions), parse: {} }];
+    if (s.prefixes.revealed === null && !o.readRawCommitments) {
+      throw new ChainConfigError('this runtime has no Commitments.RevealedCommitments: set CHAIN_READ_RAW_COMMITMENTS=1 to read raw commitments (test chains only)');
+    }
+    this.scanners = s.prefixes.revealed === null ? [] : [{ scanner: new RevealScanner(s.storage, s.prefixes.revealed, s.revealCodec, mirrorOptions), parse: {} }];
     if (o.readRawCommitments) {
       this.scanners.push({ scanner: new RevealScanner(s.storage, s.prefixes.commitmentOf, s.rawCommitmentCodec, mirrorOptions), parse: { framing: 'raw' } });
     }

@@ -279,7 +279,10 @@ export class Subtensor implements ChainClient {
     };
   }
 
-  /** `LastUpdate(mecid·4096 + netuid)[uid]` of the hotkey, or null when never set / not registered. */
+  /**
+   * `LastUpdate(mecid·4096 + netuid)[uid]` of the hotkey, or null when 0 / not registered. Runtimes also
+   * write it at registration (seen on spec 218), so right after registering it is the registration block.
+   */
   async lastWeightsSetBlock(netuid: number, hotkey: string): Promise<number | null> {
     const uid = await this.uidOf(netuid, hotkey);
     if (uid === null) return null;

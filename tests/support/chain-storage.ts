@@ -23,8 +23,11 @@ function storageKey(section: string, method: string, ...args: unknown[]): string
   return u8aToHex(compactStripLength(entry(section, method)(...args))[1]);
 }
 
-export function codecsFor(netuid: number): ReaderCodecs {
-  return readerCodecs(runtime.registry, entry, netuid);
+export function codecsFor(netuid: number): ReaderCodecs & { prefixes: { revealed: string } } {
+  const codecs = readerCodecs(runtime.registry, entry, netuid);
+  const revealed = codecs.prefixes.revealed;
+  if (revealed === null) throw new Error('the recorded spec-381 runtime has RevealedCommitments');
+  return { ...codecs, prefixes: { ...codecs.prefixes, revealed } };
 }
 
 /** Deterministic distinct SS58 hotkey number `i`. */
