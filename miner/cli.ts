@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import type { Subtensor } from '../chain/subtensor.ts';
 import { checkCommitCommand } from './commands/check-commit.ts';
 import { commitCommand } from './commands/commit.ts';
+import { evalSetCommand } from './commands/eval-set.ts';
 import { registerCommand } from './commands/register.ts';
 import { CHAIN_TOKEN_ENV, type ChainTarget, chainHeaders, defaultDotenvFiles, type FlagSpec, loadDotenvFiles, PACKAGE_ROOT, SettingError, UsageError } from './env.ts';
 import { confirm, InterruptedError, NonInteractiveError, type PromptInput } from './prompt.ts';
@@ -64,7 +65,7 @@ export interface CommandSpec {
 }
 
 /** Every subcommand: add a file in miner/commands/ and one line here. */
-export const COMMANDS: readonly CommandSpec[] = [registerCommand, commitCommand, checkCommitCommand];
+export const COMMANDS: readonly CommandSpec[] = [registerCommand, commitCommand, checkCommitCommand, evalSetCommand];
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
