@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { DatasetError } from './errors.ts';
-import { compareCodePoints, pyEquals } from './pyvalue.ts';
+import { compareCodePoints, pyEquals } from '../core/py-compat.ts';
 
 /**
  * Largest manifest file read at all. The v1 SWE-ZERO manifest is a few hundred KiB; a v2 manifest

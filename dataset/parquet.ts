@@ -18,7 +18,7 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import zlib from 'node:zlib';
 import { type AsyncBuffer, type Compressors, type FileMetaData, parquetMetadataAsync, parquetReadObjects, parquetSchema, type SchemaTree } from 'hyparquet';
 import { DatasetError } from './errors.ts';
-import { PyFloat } from './pyvalue.ts';
+import { PyFloat } from '../core/py-compat.ts';
 
 /** A row as read: column name → Python-equivalent value. */
 export type ParquetRow = Readonly<Record<string, unknown>>;

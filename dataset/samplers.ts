@@ -18,7 +18,7 @@ import {
   type SweZeroManifest,
 } from './manifest.ts';
 import { PyRandom } from './py-random.ts';
-import { compareCodePoints, pyInt, pyRepr, pyStr, pyTruthy } from './pyvalue.ts';
+import { compareCodePoints, pyInt, pyRepr, pyStr, pyTruthy } from '../core/py-compat.ts';
 
 /** §6 algorithm id. */
 export const SWE_ZERO_SAMPLER_ID = 'swe-zero-manifest-sample-v1';

@@ -5,13 +5,13 @@
  * see the same prompts for the same ids.
  *
  * Where §5 leaves a detail open this module decides it and says so in a comment; everything Python
- * would print (numbers, containers, the JSON fallback) goes through `pyvalue.ts` to match upstream.
+ * would print (numbers, containers, the JSON fallback) goes through `core/py-compat.ts` to match upstream.
  */
 import { isAbsolute, relative, resolve } from 'node:path';
 import { DatasetError } from './errors.ts';
 import { isMultiSourceManifest, type Manifest, type ManifestShard, V2_SHARD_NAME_RE } from './manifest.ts';
 import { createParquetShardReader, createShardVerifier, type ParquetRow, type ParquetShardReader, type ShardVerifier } from './parquet.ts';
-import { pyJsonDumps, pyJsonLoads, pyStr } from './pyvalue.ts';
+import { pyJsonDumps, pyJsonLoads, pyStr } from '../core/py-compat.ts';
 
 /** Longest sample id accepted (real ids are ~45 characters). */
 export const MAX_SAMPLE_ID_LENGTH = 1024;

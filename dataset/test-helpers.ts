@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ChatMessage } from './samples.ts';
-import { PyFloat } from './pyvalue.ts';
+import { PyFloat } from '../core/py-compat.ts';
 
 export interface PromptCase {
   turn: number;

@@ -1,4 +1,4 @@
-import { fnmatchToRegExp, pyReprList, pySorted } from './py-repr.ts';
+import { fnmatchToRegExp, pyReprList, pySorted } from '../core/py-compat.ts';
 
 /** File allowlist profiles (spec/validation.md §3; `ALBEDO_ALLOWLIST_PROFILE`). */
 export type AllowlistProfile = 'seed-live' | 'v2';

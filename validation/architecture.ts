@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { AlbedoError } from '../core/faults.ts';
-import { pyRepr, pyReprStr } from './py-repr.ts';
+import { pyRepr, pyStrRepr } from '../core/py-compat.ts';
 
 /**
  * The architecture lock (spec/validation.md §6): `architecture_spec.json` — bundled beside this
@@ -92,14 +92,14 @@ export function checkArchitecture(config: unknown, spec: ArchitectureSpec): Arch
   if (!isPlainObject(config)) return { ok: false, problems: ['config.json is not a JSON object'], message: 'config.json is not a JSON object' };
   const problems: string[] = [];
   for (const key of spec.forbiddenKeys) {
-    if (Object.hasOwn(config, key)) problems.push(`config.json must not contain ${pyReprStr(key)}`);
+    if (Object.hasOwn(config, key)) problems.push(`config.json must not contain ${pyStrRepr(key)}`);
   }
   const archs = Object.hasOwn(config, 'architectures') ? config.architectures : null;
   if (!pyEquals(archs, spec.architectures)) problems.push(`architectures mismatch: expected ${pyRepr(spec.architectures)}, got ${pyRepr(archs)}`);
   const text = Object.hasOwn(config, 'text_config') && isPlainObject(config.text_config) ? config.text_config : null;
   for (const [key, expected] of spec.expected) {
     const actual = Object.hasOwn(config, key) ? config[key] : text && Object.hasOwn(text, key) ? text[key] : null;
-    if (!pyEquals(actual, expected)) problems.push(`arch key ${pyReprStr(key)} mismatch: expected ${pyRepr(expected)}, got ${pyRepr(actual)}`);
+    if (!pyEquals(actual, expected)) problems.push(`arch key ${pyStrRepr(key)} mismatch: expected ${pyRepr(expected)}, got ${pyRepr(actual)}`);
   }
   return { ok: problems.length === 0, problems, message: problems.join('; ') };
 }

@@ -6,7 +6,7 @@ import { checkFileAllowlist } from './allowlist.ts';
 import { bundledArchitectureSpec, checkArchitecture, pyEquals } from './architecture.ts';
 import { type ModelCheckOptions, MODEL_CHECKS, runModelChecks } from './checks.ts';
 import { LocalDirStore, localModelDir, type ModelStore, ModelStoreError } from './model-store.ts';
-import { fnmatchToRegExp, pyRepr, pyReprFloat, pyReprStr } from './py-repr.ts';
+import { fnmatchToRegExp, pyRepr, pyFloatRepr, pyStrRepr } from '../core/py-compat.ts';
 import { encodeSafetensors, encodeSafetensorsRaw, publishSyntheticModel, type SyntheticModelOptions, syntheticConfig } from './synthetic-model.ts';
 
 let root: string;
@@ -275,13 +275,13 @@ describe('pure helpers', () => {
   });
 
   it('Python reprs and equality', () => {
-    expect(pyReprStr("it's")).toBe('"it\'s"');
-    expect(pyReprStr('a\nb\u0000')).toBe("'a\\nb\\x00'");
+    expect(pyStrRepr("it's")).toBe('"it\'s"');
+    expect(pyStrRepr('a\nb\u0000')).toBe("'a\\nb\\x00'");
     expect(pyRepr([true, null, 1, 1.5, 'x', { k: false }])).toBe("[True, None, 1, 1.5, 'x', {'k': False}]");
-    expect(pyReprFloat(1e-5)).toBe('1e-05');
-    expect(pyReprFloat(1e16)).toBe('1e+16');
-    expect(pyReprFloat(0.0001)).toBe('0.0001');
-    expect(pyReprFloat(123.25)).toBe('123.25');
+    expect(pyFloatRepr(1e-5)).toBe('1e-05');
+    expect(pyFloatRepr(1e16)).toBe('1e+16');
+    expect(pyFloatRepr(0.0001)).toBe('0.0001');
+    expect(pyFloatRepr(123.25)).toBe('123.25');
     expect(pyEquals(false, 0)).toBe(true);
     expect(pyEquals(true, 1.0)).toBe(true);
     expect(pyEquals('1', 1)).toBe(false);

@@ -3,7 +3,7 @@ import { type AllowlistProfile, checkFileAllowlist } from './allowlist.ts';
 import { type ArchitectureSpec, bundledArchitectureSpec, checkArchitecture } from './architecture.ts';
 import { checkRepoName, DEFAULT_REPO_NAME_PATTERN, type ModelBackend, type ModelRef, parseModelRef } from './model-ref.ts';
 import { MAX_RANGE_BYTES, type ModelStore, ModelStoreError, type StoreFile } from './model-store.ts';
-import { codePointCompare, pyReprList, pySorted } from './py-repr.ts';
+import { compareCodePoints, pyReprList, pySorted } from '../core/py-compat.ts';
 import {
   DEFAULT_MAX_SAFETENSORS_HEADER_BYTES,
   disallowedDtypes,
@@ -153,7 +153,7 @@ async function stepListFiles(run: Run): Promise<StepOutcome> {
     return storeFault(error, 'list_files_failed', `listing ${ref.uri}`, run);
   }
   if (files.length === 0) return miner('empty_repo', `repository ${ref.uri} has no files`);
-  run.files = [...files].sort((a, b) => codePointCompare(a.path, b.path));
+  run.files = [...files].sort((a, b) => compareCodePoints(a.path, b.path));
   return passed(`${files.length} file(s)`);
 }
 

@@ -1,4 +1,4 @@
-import { pyRepr, pyReprList, pyReprStr, pySorted } from './py-repr.ts';
+import { pyRepr, pyReprList, pyStrRepr, pySorted } from '../core/py-compat.ts';
 
 /**
  * Safetensors header parsing and sanity rules (spec/validation.md §4). Pure functions over bytes:
@@ -91,7 +91,7 @@ export function parseSafetensorsHeader(shard: string, headerBytes: Uint8Array, f
   const tensors: TensorEntry[] = [];
   let metadata: Record<string, string> | null = null;
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
-    const t = `shard ${shard}: tensor ${pyReprStr(name)}`;
+    const t = `shard ${shard}: tensor ${pyStrRepr(name)}`;
     if (name === '__metadata__') {
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === 'string')) {
         return fail(`shard ${shard}: __metadata__ must be an object of strings`);
@@ -125,9 +125,9 @@ export function parseSafetensorsHeader(shard: string, headerBytes: Uint8Array, f
   let previous: TensorEntry | null = null;
   for (const t of byStart) {
     if (t.start < cursor) {
-      return fail(`shard ${shard}: tensor ${pyReprStr(t.name)} data_offsets [${t.start}, ${t.end}] overlap tensor ${pyReprStr(previous?.name ?? '')}`);
+      return fail(`shard ${shard}: tensor ${pyStrRepr(t.name)} data_offsets [${t.start}, ${t.end}] overlap tensor ${pyStrRepr(previous?.name ?? '')}`);
     }
-    if (t.start > cursor) return fail(`shard ${shard}: tensor ${pyReprStr(t.name)} starts at ${t.start}; data is not contiguous (expected ${cursor})`);
+    if (t.start > cursor) return fail(`shard ${shard}: tensor ${pyStrRepr(t.name)} starts at ${t.start}; data is not contiguous (expected ${cursor})`);
     cursor = t.end;
     previous = t;
   }

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { type ArchitectureSpec, bundledArchitectureSpec } from './architecture.ts';
 import { type ModelBackend, type ModelRef, parseModelRef } from './model-ref.ts';
 import { listDirectory, localModelDir, type StoreFile } from './model-store.ts';
-import { codePointCompare } from './py-repr.ts';
+import { compareCodePoints } from '../core/py-compat.ts';
 import { dtypeItemSize } from './safetensors.ts';
 
 /**
@@ -196,7 +196,7 @@ async function sha256File(path: string): Promise<string> {
 
 /** `sha256:` over `path\0sha256(file)\n` of every file, sorted by path. */
 export async function contentDigestOf(dir: string): Promise<string> {
-  const files = (await listDirectory(dir)).sort((a, b) => codePointCompare(a.path, b.path));
+  const files = (await listDirectory(dir)).sort((a, b) => compareCodePoints(a.path, b.path));
   const h = createHash('sha256');
   for (const f of files) h.update(`${f.path}\0${await sha256File(join(dir, ...f.path.split('/')))}\n`);
   return `sha256:${h.digest('hex')}`;
@@ -261,7 +261,7 @@ export async function createSyntheticModel(dir: string, options: SyntheticModelO
   for (const path of drops) await rm(join(dir, ...path.split('/')), { force: true });
 
   const contentDigest = await contentDigestOf(dir);
-  const files = (await listDirectory(dir)).sort((a, b) => codePointCompare(a.path, b.path));
+  const files = (await listDirectory(dir)).sort((a, b) => compareCodePoints(a.path, b.path));
   return { dir, files, tensors, contentDigest };
 }
 

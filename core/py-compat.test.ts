@@ -1,11 +1,11 @@
 /** Python value formatting against CPython output (tests/fixtures/pyrandom/gen_prompts.py). */
 import { describe, expect, it } from 'vitest';
-import { loadPromptFixtures, parsePyFloat } from './test-helpers.ts';
-import { compareCodePoints, PyFloat, pyEquals, pyFloatRepr, pyInt, pyJsonDumps, pyJsonLoads, pyRepr, pyStrRepr, pyTruthy } from './pyvalue.ts';
+import { loadPromptFixtures, parsePyFloat } from '../dataset/test-helpers.ts';
+import { compareCodePoints, PyFloat, pyEquals, pyFloatRepr, pyInt, pyJsonDumps, pyJsonLoads, pyRepr, pyStrRepr, pyTruthy } from './py-compat.ts';
 
 const fixtures = loadPromptFixtures();
 
-describe('pyvalue against CPython', () => {
+describe('py-compat against CPython', () => {
   it(`repr(float) for ${fixtures.float_repr.length} floats (edges, random bit patterns, all magnitudes)`, () => {
     for (const repr of fixtures.float_repr) expect(pyFloatRepr(parsePyFloat(repr))).toBe(repr);
   });
@@ -30,7 +30,7 @@ describe('pyvalue against CPython', () => {
   });
 });
 
-describe('pyvalue semantics', () => {
+describe('py-compat semantics', () => {
   it('code-point order puts astral characters after U+FFFF', () => {
     const sorted = ['\u{1F600}', '\uFF5A', 'a', 'É'].sort(compareCodePoints);
     expect(sorted).toEqual(['a', 'É', '\uFF5A', '\u{1F600}']);

@@ -1,5 +1,6 @@
 /**
- * The few Python value semantics the dataset code must reproduce to stay bit-exact with upstream:
+ * The one Python-compatibility module (spec/compat.md): the Python value semantics that the dataset
+ * sampler, prompt construction and validation messages must reproduce to stay bit-exact with upstream:
  * truthiness, `int()`, `str()` / `repr()`, `==` against an int, code-point string order and
  * `json.dumps(..., sort_keys=True)` with its default `ensure_ascii=True` and `", "` / `": "` separators.
  *
@@ -355,4 +356,49 @@ export function pyJsonLoads(text: string): unknown {
   ws();
   if (i !== text.length) fail('Extra data');
   return value;
+}
+
+/** `sorted(xs)` for strings (code-point order). */
+export function pySorted(xs: Iterable<string>): string[] {
+  return [...xs].sort(compareCodePoints);
+}
+
+/** `repr(list_of_str)`, e.g. `['a.json', 'b.py']`. */
+export function pyReprList(xs: readonly string[]): string {
+  return `[${xs.map(pyStrRepr).join(', ')}]`;
+}
+
+const REGEX_SYNTAX = /[\\^$.*+?()[\]{}|/]/g;
+
+/** Python `fnmatch.translate` (POSIX, case-sensitive, whole string, `*` matches `/`), compat §5. */
+export function fnmatchToRegExp(pattern: string): RegExp {
+  let res = '';
+  let i = 0;
+  const n = pattern.length;
+  while (i < n) {
+    const c = pattern[i] as string;
+    i += 1;
+    if (c === '*') {
+      if (!res.endsWith('.*')) res += '.*';
+    } else if (c === '?') {
+      res += '.';
+    } else if (c === '[') {
+      let j = i;
+      if (j < n && pattern[j] === '!') j += 1;
+      if (j < n && pattern[j] === ']') j += 1;
+      while (j < n && pattern[j] !== ']') j += 1;
+      if (j >= n) {
+        res += '\\[';
+      } else {
+        let stuff = pattern.slice(i, j).replace(/\\/g, '\\\\');
+        i = j + 1;
+        if (stuff.startsWith('!')) stuff = `^${stuff.slice(1)}`;
+        else if (stuff.startsWith('^') || stuff.startsWith('[')) stuff = `\\${stuff}`;
+        res += `[${stuff}]`;
+      }
+    } else {
+      res += c.replace(REGEX_SYNTAX, '\\$&');
+    }
+  }
+  return new RegExp(`^(?:${res})$`, 'su');
 }
