@@ -13,6 +13,7 @@ import { subtensorReaderSource } from '../chain/reader-source.ts';
 import { connectSubtensor } from '../chain/subtensor.ts';
 import type { BackendConfig } from '../core/config.ts';
 import { type AlbedoError, toAlbedoError } from '../core/faults.ts';
+import { writeSyntheticDataset } from '../dataset/synthetic.ts';
 import { createJudge } from '../judge/judge-actor.ts';
 import { OpenRouterClient } from '../judge/openrouter-client.ts';
 import { startJudgeProviderStandin } from '../judge/provider-standin.ts';
@@ -145,10 +146,15 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
     onError: o.onError,
   });
 
+  // LOCAL STAND-IN for SWE-ZERO: synthetic trajectories in real parquet shards with a pinned manifest,
+  // sampled by the production v1 sampler on the eval node.
+  const dataset = await writeSyntheticDataset(join(o.dataDir, 'dataset'));
+  log(`[stand-in] duel dataset: ${dataset.totalRows} synthetic trajectories in ${dataset.root} (manifest sha256 ${dataset.manifestSha256.slice(0, 12)}…)`);
   const nodes: ChildProcess[] = [];
   for (const [role, nodeToken, name] of [['PRE_EVAL', tokens.pre, 'gpu-pre-eval-1'], ['EVAL', tokens.eval, 'gpu-eval-1']] as const) {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'gpu-node/main.ts'), '--backend', backend.url, '--role', role, '--state-dir', join(o.dataDir, name)], {
-      env: { ...process.env, ALBEDO_NODE_TOKEN: nodeToken },
+    const datasetArgs = role === 'EVAL' ? ['--dataset-root', dataset.root, '--dataset-manifest', dataset.manifestPath] : [];
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'gpu-node/main.ts'), '--backend', backend.url, '--role', role, '--state-dir', join(o.dataDir, name), ...datasetArgs], {
+      env: { ...process.env, ALBEDO_NODE_TOKEN: nodeToken, ALBEDO_EVAL_DATASET_MANIFEST_HASH: dataset.manifestSha256 },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stderr?.on('data', (d: Buffer) => {

@@ -50,7 +50,7 @@ export function loadPromptFixtures(): PromptFixtures {
 export type WriteParquetOptions = Omit<import('hyparquet-writer').ParquetWriteOptions, 'writer'>;
 
 /**
- * Writes a parquet file with hyparquet-writer (a devDependency: tests only) and returns its sha256.
+ * Writes a parquet file with hyparquet-writer and returns its sha256 (tests; the local stack uses dataset/synthetic.ts).
  * Loaded lazily so importing this module for the JSON fixtures does not need the writer.
  */
 export async function writeParquetFile(path: string, options: WriteParquetOptions): Promise<string> {

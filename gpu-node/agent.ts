@@ -30,7 +30,8 @@ export interface GpuNodeAgentOptions {
   /** Starts the engine(s) serving `models` for one run (vLLM in production, the stub locally). */
   readonly startEngine: (models: readonly string[], signal: AbortSignal) => Promise<Engine>;
   /** Prompts of an eval (dataset sampling lands with the duel issue; see executors). */
-  readonly evalPrompts: (input: EvalInput) => EvalPrompt[];
+  /** The eval's prompts in sample order: the dataset sampler (dataset/eval-prompts.ts) or the demo pool. */
+  readonly evalPrompts: (input: EvalInput) => EvalPrompt[] | Promise<EvalPrompt[]>;
   /** @default DEFAULT_NODE_HEARTBEAT_MS */
   readonly heartbeatMs?: number;
   /**
@@ -156,7 +157,7 @@ export class GpuNodeAgent {
           chat: engine.chat,
           emit,
           signal: controller.signal,
-          prompts: this.o.evalPrompts(input),
+          prompts: await this.o.evalPrompts(input),
           attemptKey: run.attemptKey,
           judge: { judgeDuel: (req) => client.api.node.judge.mutate({ attemptKey: run.attemptKey, epoch: run.epoch, samples: req.samples.map((s) => ({ ...s })), totalSampleCount: req.totalSampleCount }) as never },
         });

@@ -3,9 +3,9 @@ import type { EvalInput } from '../core/stage.ts';
 import type { EvalPrompt } from './executors.ts';
 
 /**
- * LOCAL STAND-IN for the duel dataset: a fixed pool of coding-agent prompts, ordered by a seed
- * derived from the reveal block hash. The bit-exact SWE-ZERO manifest sampler of spec/duel.md
- * replaces this with the duel issue; the GPU node, judge and verdict around it are the real ones.
+ * LOCAL STAND-IN prompt pool, used only when a GPU eval node has no dataset configured: fixed coding-agent prompts, ordered by a seed
+ * derived from the reveal block hash. With --dataset-root/--dataset-manifest the node uses the
+ * bit-exact manifest sampler instead (dataset/eval-prompts.ts); npm start does.
  */
 export const DEMO_EVAL_PROMPTS: readonly string[] = [
   'Write a Python function `merge_intervals(intervals)` that merges overlapping intervals, with tests.',

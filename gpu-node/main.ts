@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GpuNodeAgent } from './agent.ts';
+import { createDatasetEvalPrompts } from '../dataset/eval-prompts.ts';
 import { demoEvalPrompts } from './demo-prompts.ts';
 import { stubVllmCommand, VllmManager } from './vllm-manager.ts';
 import { routeChatByModel } from './executors.ts';
@@ -17,7 +18,14 @@ Options:
   --state-dir DIR      persisted runs (env ALBEDO_REMOTE_STATE_DIR, default /tmp/albedo-remote-state)
   --engine KIND        stub (local deterministic stand-in) or vllm (env ALBEDO_REMOTE_GENERATION_BACKEND, default stub)
   --side-effect-log F  append each attempt key when its work starts (chaos tests)
+  --dataset-root DIR   parquet shards root (env ALBEDO_REMOTE_DATASET_ROOT); with --dataset-manifest the
+                       eval samples its prompts from the dataset (spec/duel.md §5-§7)
+  --dataset-manifest F manifest file (env ALBEDO_EVAL_DATASET_MANIFEST_PATH), pinned by
+                       ALBEDO_EVAL_DATASET_MANIFEST_HASH (sha256 of its bytes; required with a dataset)
+  --sampling-algo ID   sampler (env ALBEDO_EVAL_SAMPLING_ALGO, default swe-zero-manifest-sample-v1)
   -h, --help           this text
+
+Without a dataset the EVAL role uses a small fixed demo prompt pool (a labelled local stand-in).
 
 The node token is read from ALBEDO_NODE_TOKEN (never from argv, so it does not show in ps).`;
 
@@ -31,6 +39,9 @@ async function main(): Promise<void> {
       'state-dir': { type: 'string' },
       engine: { type: 'string' },
       'side-effect-log': { type: 'string' },
+      'dataset-root': { type: 'string' },
+      'dataset-manifest': { type: 'string' },
+      'sampling-algo': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -50,6 +61,20 @@ async function main(): Promise<void> {
     process.stderr.write('albedo-gpu-node: --engine vllm needs the model download and vLLM launch of the GPU-host issue; only the stub engine runs here\n');
     process.exit(2);
   }
+  const datasetRoot = values['dataset-root'] ?? process.env.ALBEDO_REMOTE_DATASET_ROOT;
+  const manifestPath = values['dataset-manifest'] ?? process.env.ALBEDO_EVAL_DATASET_MANIFEST_PATH;
+  const manifestHash = process.env.ALBEDO_EVAL_DATASET_MANIFEST_HASH;
+  let evalPrompts: ConstructorParameters<typeof GpuNodeAgent>[0]['evalPrompts'] = demoEvalPrompts;
+  if (role === 'EVAL' && datasetRoot && manifestPath) {
+    if (!manifestHash) {
+      process.stderr.write('albedo-gpu-node: ALBEDO_EVAL_DATASET_MANIFEST_HASH is required with a dataset (the manifest pin)\n');
+      process.exit(2);
+    }
+    evalPrompts = await createDatasetEvalPrompts({ datasetRoot, manifestPath, manifestSha256: manifestHash, algorithm: values['sampling-algo'] ?? process.env.ALBEDO_EVAL_SAMPLING_ALGO });
+    process.stderr.write(`[gpu-node] eval prompts: dataset manifest ${manifestPath} (pinned), sampler ${values['sampling-algo'] ?? process.env.ALBEDO_EVAL_SAMPLING_ALGO ?? 'swe-zero-manifest-sample-v1'}\n`);
+  } else if (role === 'EVAL') {
+    process.stderr.write('[gpu-node] eval prompts: demo pool (LOCAL STAND-IN; pass --dataset-root and --dataset-manifest for the real sampler)\n');
+  }
   const agent = new GpuNodeAgent({
     backendUrl,
     token,
@@ -58,7 +83,7 @@ async function main(): Promise<void> {
     maxConcurrent: Number(values['max-concurrent'] ?? 1),
     stateDir: values['state-dir'] ?? process.env.ALBEDO_REMOTE_STATE_DIR ?? join('/tmp', 'albedo-remote-state'),
     sideEffectLog: values['side-effect-log'],
-    evalPrompts: demoEvalPrompts,
+    evalPrompts,
     log: (l) => process.stderr.write(`[gpu-node] ${l}\n`),
     startEngine: async (models, signal) => {
       // One engine per side, as on a real 8-GPU host (king on 0-3, challenger on 4-7).
