@@ -63,6 +63,8 @@ interface Tally {
   lcbWins: number;
   /** Clustered scenarios: rule (b) against δ0 from 20 A/A duels. */
   lcbFloorWins: number;
+  /** Clustered scenarios: the cluster (trajectory) bootstrap against δ0 = 0. */
+  lcbClusterWins: number;
   sumMeanD: number;
   sumSd: number;
   sumDelta0: number;
@@ -71,7 +73,7 @@ interface Tally {
 }
 
 function emptyTally(): Tally {
-  return { trials: 0, marginWins: 0, lcbWins: 0, lcbFloorWins: 0, sumMeanD: 0, sumSd: 0, sumDelta0: 0, crossChecked: 0, crossCheckMismatches: 0 };
+  return { trials: 0, marginWins: 0, lcbWins: 0, lcbFloorWins: 0, lcbClusterWins: 0, sumMeanD: 0, sumSd: 0, sumDelta0: 0, crossChecked: 0, crossCheckMismatches: 0 };
 }
 
 /** mulberry32, seeded from a string, with Box–Muller normals: cheap and reproducible per trial. */
@@ -159,6 +161,9 @@ function sd(values: readonly number[]): number {
   return Math.sqrt(ss / (values.length - 1));
 }
 
+/** Trajectory of each sample in the clustered model (13 trajectories × 10 turns, as the v1 sampler draws). */
+const TRAJECTORY_LABELS: readonly string[] = Array.from({ length: V }, (_, i) => `t${Math.floor(i / TURNS_PER_TRAJECTORY)}`);
+
 function runTrial(scenario: Scenario, k: number, tally: Tally): void {
   const normal = normalSource(`bench-verdict:${scenario.name}:${k}`);
   const duel = simulateDuel(normal, scenario.shift, scenario.clustered);
@@ -175,6 +180,8 @@ function runTrial(scenario: Scenario, k: number, tally: Tally): void {
     tally.sumDelta0 += floor;
     // δ0 ≥ 0 here, so a bound that does not clear 0 cannot clear δ0 either.
     lcbFloor = lcb && bootstrapLcbExceeds(deltas, { seed, threshold: floor });
+    // The product extension: resample whole trajectories (the sampler's rows), δ0 = 0.
+    if (bootstrapLcbExceeds(deltas, { seed, threshold: 0, clusters: TRAJECTORY_LABELS })) tally.lcbClusterWins += 1;
   }
   tally.trials += 1;
   if (margin) tally.marginWins += 1;
@@ -355,10 +362,10 @@ export async function main(args: string[]): Promise<void> {
   const clustered = scenarios.map((s, i) => ({ s, t: tallies[i] as Tally })).filter(({ s }) => s.clustered);
   if (clustered.length > 0) {
     lines.push('');
-    lines.push(`clustered (13 trajectories × 10 turns, ICC ${ICC}) | trials | rule (a) | rule (b) δ0 = 0 | rule (b) δ0 = max(0, q95 of 20 A/A) [mean δ0]`);
+    lines.push(`clustered (13 trajectories × 10 turns, ICC ${ICC}) | trials | rule (a) | rule (b) δ0 = 0 | rule (b) δ0 = max(0, q95 of 20 A/A) [mean δ0] | cluster bootstrap δ0 = 0`);
     for (const { s, t } of clustered) {
       lines.push(
-        `${`${s.name} ${s.effect === 0 ? 'false crowns' : 'power'}`.padEnd(50)} | ${String(t.trials).padStart(6)} | ${rateCi(t.marginWins, t.trials)} | ${rateCi(t.lcbWins, t.trials)} | ${rateCi(t.lcbFloorWins, t.trials)} [${(100 * (t.sumDelta0 / t.trials)).toFixed(1)} pts]`,
+        `${`${s.name} ${s.effect === 0 ? 'false crowns' : 'power'}`.padEnd(50)} | ${String(t.trials).padStart(6)} | ${rateCi(t.marginWins, t.trials)} | ${rateCi(t.lcbWins, t.trials)} | ${rateCi(t.lcbFloorWins, t.trials)} [${(100 * (t.sumDelta0 / t.trials)).toFixed(1)} pts] | ${rateCi(t.lcbClusterWins, t.trials)}`,
       );
     }
   }

@@ -301,3 +301,35 @@ describe('v2 paired deltas', () => {
     expect(pairedDeltasV2([1, 0.25, 0.5], [0, 0.75, 0.5])).toEqual([1, -0.5, 0]);
   });
 });
+
+describe('cluster (trajectory) bootstrap — product extension', () => {
+  const deltas = [0.2, 0.4, -0.2, 0.6, 0.0, 1.0];
+  const clusters = ['a', 'a', 'b', 'b', 'c', 'c'];
+
+  it('resamples whole clusters: with one sample per cluster it is the per-sample bootstrap', () => {
+    const seed = 'cluster-check';
+    const plain = pairedBootstrapLcb(deltas, { seed, replicates: 500 });
+    const singletons = pairedBootstrapLcb(deltas, { seed, replicates: 500, clusters: deltas.map((_, i) => `s${i}`) });
+    expect(singletons).toEqual(plain);
+  });
+
+  it('draws C = 3 clusters per replicate and averages their samples (hand-computed replicate)', () => {
+    const draws = [2, 0, 2]; // clusters c, a, c ⇒ (0.0 + 1.0 + 0.2 + 0.4 + 0.0 + 1.0) / 6
+    let k = 0;
+    const rng = { randbelow: (n: number) => (expect(n).toBe(3), draws[k++ % 3] as number), genrandUint32: () => 0 };
+    const means = bootstrapMeans(deltas, { replicates: 1, rng, clusters });
+    expect(means[0]).toBe((0.0 + 1.0 + (0.2 + 0.4) + (0.0 + 1.0)) / 6);
+  });
+
+  it('widens the interval when turns of a trajectory are correlated, and refuses clusters with strata', () => {
+    // 4 trajectories × 8 identical turns: the per-sample bootstrap sees 32 "independent" samples.
+    const traj = [0.5, -0.3, 0.4, -0.1];
+    const d = traj.flatMap((x) => Array.from({ length: 8 }, () => x));
+    const labels = traj.flatMap((_, t) => Array.from({ length: 8 }, () => `t${t}`));
+    const perSample = pairedBootstrapLcb(d, { seed: 's', replicates: 2000 }).winLcb;
+    const perCluster = pairedBootstrapLcb(d, { seed: 's', replicates: 2000, clusters: labels }).winLcb;
+    expect(perCluster).toBeLessThan(perSample);
+    expect(codeOf(() => bootstrapMeans(d, { replicates: 1, rng: new PyRandom('x'), clusters: labels, strata: labels }))).toBe('invalid_config');
+    expect(codeOf(() => bootstrapMeans(d, { replicates: 1, rng: new PyRandom('x'), clusters: ['a'] }))).toBe('strata_mismatch');
+  });
+});

@@ -28,6 +28,7 @@ import {
   pairedDeltasV1,
   pairedDeltasV2,
   pairedSummary,
+  clusterGroups,
   stratumGroups,
   VerdictError,
 } from './verdict-stats.ts';
@@ -136,6 +137,11 @@ export interface VerdictInput {
   readonly aaMargins?: readonly number[];
   /** Stratum label per scored sample (v2: phase × family); omit for the plain v1 bootstrap. */
   readonly strata?: readonly string[];
+  /**
+   * Cluster (trajectory) label per scored sample for the cluster bootstrap (verdict-stats.ts); omit for
+   * the spec's per-sample bootstrap. Product extension: see docs/benchmarks.md (verdict) for why.
+   */
+  readonly clusters?: readonly string[];
   /** `scoringInputsHash()` (scoring-hash.ts) of everything that was scored. */
   readonly scoringInputsHash: string;
 }
@@ -170,6 +176,8 @@ export interface VerdictRecord {
   readonly lcbIndex: number;
   /** Stratum sizes in resampling order; null for the plain bootstrap. */
   readonly strata: readonly { readonly label: string; readonly size: number }[] | null;
+  /** Number of resampled clusters when the cluster bootstrap was used, else null. */
+  readonly clusterCount: number | null;
   readonly winLcb: number;
   readonly zQuantile: number;
   /** CLT cross-check `mean(d) − z·sd/√V`; null when V = 1. */
@@ -230,6 +238,7 @@ export function decideVerdict(input: VerdictInput, overrides: Partial<VerdictCon
     replicates: config.bootstrapReplicates,
     alpha: config.alpha,
     ...(input.strata ? { strata: input.strata } : {}),
+    ...(input.clusters ? { clusters: input.clusters } : {}),
   });
   const summary = pairedSummary(deltas, config.alpha);
   const floor = noiseFloor(input.aaMargins ?? [], { delta0: config.delta0, window: config.aaWindow });
@@ -257,6 +266,7 @@ export function decideVerdict(input: VerdictInput, overrides: Partial<VerdictCon
     bootstrapSeed: seed,
     lcbIndex: boot.lcbIndex,
     strata: input.strata ? stratumGroups(validTurns, input.strata).map((g) => ({ label: g.label ?? '', size: g.members.length })) : null,
+    clusterCount: input.clusters ? clusterGroups(validTurns, input.clusters).length : null,
     winLcb: boot.winLcb,
     zQuantile: summary.zQuantile,
     cltLcb: summary.cltLcb,
