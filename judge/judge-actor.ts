@@ -1,14 +1,19 @@
 /**
  * The v1 duel judge (duel.md §9): every judge model compares king and challenger per sample on 5
- * metrics, with counterbalanced presentation order so a judge's position bias cannot decide a duel.
- * Scores are computed from the challenger's perspective, averaged per judge, and the median across
- * judges is the challenger's score; the king gets the rest (zero-sum).
+ * metrics, with counterbalanced presentation order (v1: split-half) so a judge's position bias cannot
+ * decide a duel. Scores are computed from the challenger's perspective, averaged per judge, and the
+ * median across judges is the challenger's score; the king gets the rest (zero-sum).
+ *
+ * Provider trouble never decides a duel: an exhausted judge call or an unparsable verdict only makes
+ * its sample unscored, and too few scored samples is a retryable PROVIDER_FAULT. The protocol is
+ * configuration ({@link JudgeProtocol}); a newer protocol is a new config value plus, if needed, one
+ * counterbalance strategy.
  */
 import { stageFault } from '../core/faults.ts';
 import type { JudgeCompletionClient } from './openrouter-client.ts';
 import { MalformedReplyError } from './openrouter-client.ts';
 import { challengerShare, PAIRWISE_RESPONSE_FORMAT, pairwiseMessages, parseMetricVerdict, stripReplyInjection, type ParsedMetricVerdict } from './pairwise-protocol.ts';
-import { pyMean, pyMedian } from './py-numbers.ts';
+import { pyMean, pyMedian, pyRound } from './py-numbers.ts';
 import {
   JudgeFault,
   METRIC_KEYS,
@@ -43,24 +48,62 @@ export const DEFAULT_JUDGE_ROSTER: readonly JudgeModelSpec[] = [
 export const DEFAULT_MIN_VALID_FRACTION = 0.5;
 
 /**
- * - `both-orders`: every judge sees every sample twice, king first and challenger first.
- * - `split-half`: duel.md §9.2 exactly — one judgement per sample; the first half of the sample list
- *   shows the king as MODEL 1, the second half the challenger (bit-compatible with upstream v1).
+ * - `split-half`: duel.md §9.2 exactly (protocol v1) — one judgement per sample; the first half of the
+ *   full sample list shows the king as MODEL 1, the second half the challenger.
+ * - `both-orders`: every judge sees every sample twice, king first and challenger first (not v1).
  */
 export type CounterbalanceMode = 'both-orders' | 'split-half';
-/** @default 'both-orders' */
-export const DEFAULT_COUNTERBALANCE: CounterbalanceMode = 'both-orders';
-
-export interface CreateJudgeOptions {
-  readonly client: JudgeCompletionClient;
-  /** Model ids (looked up in the default roster for pins/structured output) or full specs. @default DEFAULT_JUDGE_ROSTER */
-  readonly models?: ReadonlyArray<string | JudgeModelSpec>;
-  readonly minValidFraction?: number;
-  readonly counterbalance?: CounterbalanceMode;
-}
 
 const KING_FIRST: JudgeOrder = ['previous_king', 'challenger'];
 const CHALLENGER_FIRST: JudgeOrder = ['challenger', 'previous_king'];
+
+/** Presentation order(s) of one sample given its index in the full sample list of `total` samples. */
+export type CounterbalanceStrategy = (sampleIndex: number, total: number) => readonly JudgeOrder[];
+
+export const COUNTERBALANCE_STRATEGIES: Readonly<Record<CounterbalanceMode, CounterbalanceStrategy>> = {
+  // challenger_first = total > 0 && sample_index >= floor((total + 1) / 2)
+  'split-half': (sampleIndex, total) => [total > 0 && sampleIndex >= Math.floor((total + 1) / 2) ? CHALLENGER_FIRST : KING_FIRST],
+  'both-orders': () => [KING_FIRST, CHALLENGER_FIRST],
+};
+
+/**
+ * A judge protocol as configuration: a newer protocol is a new value of this type (plus, if it needs
+ * one, a new entry in {@link COUNTERBALANCE_STRATEGIES}); `createJudge` needs no other change.
+ */
+export interface JudgeProtocol {
+  readonly id: string;
+  readonly counterbalance: CounterbalanceMode;
+  readonly models: readonly JudgeModelSpec[];
+  readonly minValidFraction: number;
+  /**
+   * Ask the provider again when a 2xx reply does not name a winner for all 5 metrics. v1: false — such a
+   * reply is recorded with `parse_ok = false` (duel.md §9.2); only transport/non-2xx/bad-body errors retry.
+   */
+  readonly retryUnparsableVerdict: boolean;
+}
+
+/** duel.md §9 protocol v1 (3 judges × 5 pairwise metrics, split-half counterbalancing). */
+export const JUDGE_PROTOCOL_V1: JudgeProtocol = {
+  id: 'pairwise-metric-v1',
+  counterbalance: 'split-half',
+  models: DEFAULT_JUDGE_ROSTER,
+  minValidFraction: DEFAULT_MIN_VALID_FRACTION,
+  retryUnparsableVerdict: false,
+};
+
+/** @default 'split-half' (protocol v1) */
+export const DEFAULT_COUNTERBALANCE: CounterbalanceMode = JUDGE_PROTOCOL_V1.counterbalance;
+
+export interface CreateJudgeOptions {
+  readonly client: JudgeCompletionClient;
+  /** Base protocol; the fields below override it. @default JUDGE_PROTOCOL_V1 */
+  readonly protocol?: JudgeProtocol;
+  /** Model ids (looked up in the default roster for pins/structured output) or full specs. @default protocol.models */
+  readonly models?: ReadonlyArray<string | JudgeModelSpec>;
+  readonly minValidFraction?: number;
+  readonly counterbalance?: CounterbalanceMode;
+  readonly retryUnparsableVerdict?: boolean;
+}
 
 function resolveModel(model: string | JudgeModelSpec): JudgeModelSpec {
   if (typeof model !== 'string') return model;
@@ -88,11 +131,25 @@ function requireCompleteVerdict(content: string): ParsedMetricVerdict {
   return parsed;
 }
 
+function firstPinnedProvider(model: JudgeModelSpec): string | null {
+  const first = (model.providerPin?.order as unknown[] | undefined)?.[0];
+  return typeof first === 'string' ? first : null;
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof JudgeFault) return `${error.fault.code}: ${error.message}`;
+  return `${(error as Error)?.name ?? 'Error'}: ${(error as Error)?.message ?? String(error)}`;
+}
+
 export function createJudge(options: CreateJudgeOptions): JudgeGateway {
-  const models = (options.models ?? DEFAULT_JUDGE_ROSTER).map(resolveModel);
+  const protocol = options.protocol ?? JUDGE_PROTOCOL_V1;
+  const models = (options.models ?? protocol.models).map(resolveModel);
   if (models.length === 0) throw new RangeError('createJudge needs at least one judge model');
-  const minValidFraction = options.minValidFraction ?? DEFAULT_MIN_VALID_FRACTION;
-  const counterbalance = options.counterbalance ?? DEFAULT_COUNTERBALANCE;
+  const minValidFraction = options.minValidFraction ?? protocol.minValidFraction;
+  const counterbalance = options.counterbalance ?? protocol.counterbalance;
+  const ordersFor = COUNTERBALANCE_STRATEGIES[counterbalance];
+  if (!ordersFor) throw new RangeError(`unknown counterbalance mode ${JSON.stringify(counterbalance)}`);
+  const parseVerdict = (options.retryUnparsableVerdict ?? protocol.retryUnparsableVerdict) ? requireCompleteVerdict : parseMetricVerdict;
   const { client } = options;
 
   async function judgeOnce(model: JudgeModelSpec, prompt: string, king: string, challenger: string, order: JudgeOrder, signal?: AbortSignal): Promise<JudgeResult> {
@@ -107,8 +164,9 @@ export function createJudge(options: CreateJudgeOptions): JudgeGateway {
           ...(model.providerPin ? { providerPin: model.providerPin } : {}),
           ...(signal ? { signal } : {}),
         },
-        requireCompleteVerdict,
+        parseVerdict,
       );
+      // Unknown metrics score 0.0 and make the whole judgement parse_ok = false (duel.md §9.2 step 4).
       const metricScores = Object.fromEntries(METRIC_KEYS.map((m) => [m, challengerShare(reply.value.verdicts[m], challengerPosition)])) as Record<MetricKey, number>;
       return {
         judgeModel: model.id,
@@ -116,36 +174,53 @@ export function createJudge(options: CreateJudgeOptions): JudgeGateway {
         provider: reply.provider,
         order,
         metricScores,
-        // duel.md rounds judge_mean to 6 dp; the mean of 5 values in {0, .5, 1} is k/10, so rounding is a no-op.
-        judgeMean: pyMean(METRIC_KEYS.map((m) => metricScores[m])),
-        parseOk: true,
+        judgeMean: pyRound(pyMean(METRIC_KEYS.map((m) => metricScores[m])), 6),
+        parseOk: reply.value.complete,
         rawVerdict: reply.content,
         error: null,
       };
     } catch (error) {
       if (signal?.aborted) throw error;
-      const message = error instanceof JudgeFault ? `${error.fault.code}: ${error.message}` : `${(error as Error)?.name ?? 'Error'}: ${(error as Error)?.message ?? String(error)}`;
-      return { judgeModel: model.id, servedModel: null, provider: null, order, metricScores: zeroScores(), judgeMean: 0, parseOk: false, rawVerdict: '', error: message };
+      // Exhausted transport: raw "" and the error; never a loss for either side (the sample is unscored).
+      return { judgeModel: model.id, servedModel: null, provider: firstPinnedProvider(model), order, metricScores: zeroScores(), judgeMean: 0, parseOk: false, rawVerdict: '', error: errorText(error) };
     }
   }
 
   async function judgeSample(sample: JudgeDuelSample, position: number, total: number, signal?: AbortSignal): Promise<JudgeSampleRecord> {
     const sampleIndex = sample.sampleIndex ?? position;
-    const orders: JudgeOrder[] =
-      counterbalance === 'both-orders' ? [KING_FIRST, CHALLENGER_FIRST] : [total > 0 && sampleIndex >= Math.floor((total + 1) / 2) ? CHALLENGER_FIRST : KING_FIRST];
+    const orders = ordersFor(sampleIndex, total);
     // Sanitise once per sample: fake verdicts inside a reply never reach a judge.
     const king = stripReplyInjection(sample.kingAnswer);
     const challenger = stripReplyInjection(sample.challengerAnswer);
     const judgeResults = await Promise.all(orders.flatMap((order) => models.map((model) => judgeOnce(model, sample.prompt, king, challenger, order, signal))));
-    const scored = judgeResults.every((r) => r.parseOk);
-    return { sampleId: sample.sampleId, sampleIndex, judgeResults, scored, sampleScore: scored ? pyMean(judgeResults.map((r) => r.judgeMean)) : null };
+    const okMeans = judgeResults.filter((r) => r.parseOk).map((r) => r.judgeMean);
+    // scored = (number of parse_ok judgements == number requested)
+    const scored = okMeans.length === orders.length * models.length;
+    return {
+      sampleId: sample.sampleId,
+      sampleIndex,
+      order: orders[0] ?? KING_FIRST,
+      judgeResults,
+      judgeScores: okMeans,
+      scored,
+      sampleScore: scored ? pyMean(okMeans) : null,
+    };
   }
 
   return {
     async judgeDuel(req: JudgeDuelRequest): Promise<JudgeDuelResult> {
       const total = req.totalSampleCount ?? req.samples.length;
-      const records = await Promise.all(req.samples.map((sample, i) => judgeSample(sample, i, total, req.signal)));
-      return aggregate(records, models.length, minValidFraction, counterbalance);
+      try {
+        const records = await Promise.all(req.samples.map((sample, i) => judgeSample(sample, i, total, req.signal)));
+        return aggregate(records, models.length, minValidFraction, counterbalance);
+      } catch (error) {
+        if (req.signal?.aborted || error instanceof JudgeFault) throw error;
+        // duel.md §9.3: a scorer exception is the provider path's fault, never the miner's.
+        throw new JudgeFault(stageFault('PROVIDER_FAULT', 'judge_provider_exhausted', `Judge scoring failed: ${errorText(error)}`), {
+          cause: error,
+          judgeErrors: req.samples.length * models.length,
+        });
+      }
     },
   };
 }
@@ -157,12 +232,11 @@ export function aggregate(records: readonly JudgeSampleRecord[], judgeCount: num
   const valid = scored.length;
   const failedResults = records.flatMap((r) => r.judgeResults.filter((j) => !j.parseOk));
   if (total === 0 || valid / total < minValidFraction) {
-    // Provider exhaustion and unusable verdicts are both the provider's fault, never the miner's.
-    const exhausted = failedResults.some((j) => j.error?.startsWith('judge_provider_exhausted'));
+    // Provider exhaustion and unusable verdicts are both the provider's fault, never the miner's (duel.md §9.3: one code).
     const suffix = counterbalance === 'both-orders' ? ' in both orders' : '';
-    throw new JudgeFault(
-      stageFault('PROVIDER_FAULT', exhausted ? 'judge_provider_exhausted' : 'scoring_invalid', `Only ${valid}/${total} sample pairs received ${judgeCount} valid judge scores${suffix}`),
-    );
+    throw new JudgeFault(stageFault('PROVIDER_FAULT', 'judge_provider_exhausted', `Only ${valid}/${total} sample pairs received ${judgeCount} valid judge scores${suffix}`), {
+      judgeErrors: failedResults.length,
+    });
   }
   const okResults = scored.flatMap((r) => r.judgeResults.filter((j) => j.parseOk));
   const judgeIds = [...new Set(okResults.map((j) => j.judgeModel))].sort(codePointCompare);

@@ -43,6 +43,10 @@ export interface OpenRouterClientOptions {
   readonly maxResponseBytes?: number;
   /** Jitter source in [0, 1); injectable for reproducible tests. @default Math.random */
   readonly random?: () => number;
+  /** Backoff sleep; injectable so tests can observe the delays instead of waiting. @default abortable setTimeout */
+  readonly sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
+  /** Clock for HTTP-date `Retry-After` values. @default Date.now */
+  readonly now?: () => number;
 }
 
 export interface JudgeCompletionRequest {
@@ -100,11 +104,12 @@ class AttemptFailure extends Error {
   }
 }
 
-function retryAfterMs(header: string | null, now: number): number | null {
-  if (!header) return null;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const date = Date.parse(header);
+/** `Retry-After` in ms: delta-seconds (RFC 9110; fractional tolerated) or an HTTP date; null when absent or unparsable. */
+export function parseRetryAfterMs(header: string | null, now: number): number | null {
+  const text = header?.trim();
+  if (!text) return null;
+  if (/^\d+(?:\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
   return Number.isNaN(date) ? null : Math.max(0, date - now);
 }
 
@@ -130,9 +135,9 @@ function abortError(signal: AbortSignal): unknown {
 }
 
 /** Backoff wait that rejects when the duel is cancelled, so a retry loop stops at once. */
-async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+async function sleep(ms: number, signal: AbortSignal | undefined, impl: (ms: number, signal: AbortSignal | undefined) => Promise<void>): Promise<void> {
   if (signal?.aborted) throw abortError(signal);
-  await abortableSleep(ms, signal);
+  await impl(ms, signal);
   if (signal?.aborted) throw abortError(signal);
 }
 
@@ -164,6 +169,8 @@ export class OpenRouterClient implements JudgeCompletionClient {
       maxTokens: options.maxTokens ?? DEFAULT_JUDGE_MAX_TOKENS,
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_JUDGE_MAX_RESPONSE_BYTES,
       random: options.random ?? Math.random,
+      sleep: options.sleep ?? ((ms, signal) => abortableSleep(ms, signal)),
+      now: options.now ?? Date.now,
     };
   }
 
@@ -189,7 +196,7 @@ export class OpenRouterClient implements JudgeCompletionClient {
         if (!failure.retryable) {
           throw new JudgeFault(stageFault('PROVIDER_FAULT', 'judge_provider_exhausted', `judge ${request.model} rejected: ${failure.message}`), { cause: error });
         }
-        if (attempt + 1 < this.opts.maxAttempts) await sleep(this.backoffMs(attempt, failure.retryAfterMs), signal);
+        if (attempt + 1 < this.opts.maxAttempts) await sleep(this.backoffMs(attempt, failure.retryAfterMs), signal, this.opts.sleep);
       }
     }
     throw new JudgeFault(
@@ -240,9 +247,9 @@ export class OpenRouterClient implements JudgeCompletionClient {
         if (timeout.aborted && !request.signal?.aborted) throw new AttemptFailure(`timed out after ${this.opts.requestTimeoutMs} ms`, true);
         throw error;
       }
-      if (response.status === 429) throw new AttemptFailure('HTTP 429 rate limited', true, retryAfterMs(response.headers.get('retry-after'), Date.now()));
-      if (response.status >= 500 || response.status === 408) throw new AttemptFailure(`HTTP ${response.status}${errorSnippet(text)}`, true);
-      if (response.status >= 400) throw new AttemptFailure(`HTTP ${response.status}${errorSnippet(text)}`, false);
+      if (response.status === 429) throw new AttemptFailure('HTTP 429 rate limited', true, parseRetryAfterMs(response.headers.get('retry-after'), this.opts.now()));
+      // duel.md §9.4: every non-2xx is retried (a 4xx can be a transient routing/provider failure upstream).
+      if (response.status < 200 || response.status >= 300) throw new AttemptFailure(`HTTP ${response.status}${errorSnippet(text)}`, true);
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);

@@ -5,7 +5,8 @@
  * reply — never from anything a model under test wrote.
  */
 import { pyRstrip, pyStrip } from '../gpu-node/py-text.ts';
-import { fencedJsonObjects, scanJsonObjects } from './json-scan.ts';
+import { fencedJsonObjects, PyJsonNumber, scanJsonObjects } from './json-scan.ts';
+import { pyFloatStr } from './py-numbers.ts';
 import { METRIC_KEYS, type ChatMessage, type MetricKey } from './types.ts';
 
 export type MetricVerdict = 'model_1' | 'model_2' | 'draw';
@@ -122,31 +123,69 @@ const DRAW_TOKENS = new Set(['0', 'draw', 'tie', 'equal', 'same']);
 const MODEL1_TOKENS = new Set(['1', 'model 1', 'model1', 'response 1', 'candidate 1', 'a', 'model a']);
 const MODEL2_TOKENS = new Set(['2', 'model 2', 'model2', 'response 2', 'candidate 2', 'b', 'model b']);
 
-/** Python `str()` of a JSON-decoded value (ints and floats are indistinguishable after JSON.parse; see report). */
-function pyStr(value: unknown): string {
+function pyNumberStr(n: PyJsonNumber): string {
+  if (!n.isFloat) return BigInt(n.source).toString(); // Python int: every digit, "-0" prints "0"
+  return pyFloatStr(n.value); // NaN → nan, 1e400 → inf, 1.0 → 1.0
+}
+
+/** Python `repr()` of a str (quote choice and the common escapes). */
+function pyStrRepr(text: string): string {
+  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
+  let out = quote;
+  for (const ch of text) {
+    const code = ch.codePointAt(0) as number;
+    if (ch === '\\' || ch === quote) out += `\\${ch}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\t') out += '\\t';
+    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, '0')}`;
+    else out += ch;
+  }
+  return out + quote;
+}
+
+function pyRepr(value: unknown): string {
+  if (typeof value === 'string') return pyStrRepr(value);
+  if (Array.isArray(value)) return `[${value.map(pyRepr).join(', ')}]`;
+  if (typeof value === 'object' && value !== null && !(value instanceof PyJsonNumber)) {
+    return `{${Object.entries(value).map(([k, v]) => `${pyStrRepr(k)}: ${pyRepr(v)}`).join(', ')}}`;
+  }
+  return pyStr(value);
+}
+
+/** Python `str()` of a JSON-decoded value (`true` → `True`, `null` → `None`, `1.0` stays `1.0` when decoded with `numbers: 'py'`). */
+export function pyStr(value: unknown): string {
   if (value === true) return 'True';
   if (value === false) return 'False';
   if (value === null || value === undefined) return 'None';
   if (typeof value === 'string') return value;
-  if (typeof value === 'number') return String(value);
-  return JSON.stringify(value);
+  if (value instanceof PyJsonNumber) return pyNumberStr(value);
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : pyFloatStr(value);
+  return pyRepr(value);
 }
+
+// Python's `\b` on str patterns is Unicode-aware (word = alphanumeric or `_`); JS `\b` is ASCII-only.
+const W_START = '(?<![\\p{L}\\p{N}_])';
+const W_END = '(?![\\p{L}\\p{N}_])';
+const DRAW_WORD = new RegExp(`${W_START}(?:draw|tie|equal|same)${W_END}`, 'u');
+const MODEL1_WORD = new RegExp(`${W_START}(?:(?:model|response|candidate|reply)\\s*1|1)${W_END}`, 'u');
+const MODEL2_WORD = new RegExp(`${W_START}(?:(?:model|response|candidate|reply)\\s*2|2)${W_END}`, 'u');
 
 /** Maps one metric value to a verdict token, or null when it cannot be understood. */
 export function metricToken(value: unknown): MetricVerdict | null {
-  const token = pyStrip(pyStr(value)).toLowerCase().replace(/[\s_-]+/g, ' ');
+  const token = pyStrip(pyStr(value)).toLowerCase().replace(/[\s_-]+/gu, ' ');
   if (DRAW_TOKENS.has(token)) return 'draw';
   if (MODEL1_TOKENS.has(token)) return 'model_1';
   if (MODEL2_TOKENS.has(token)) return 'model_2';
-  if (/\b(?:draw|tie|equal|same)\b/.test(token)) return 'draw';
-  if (/\b(?:model|response|candidate|reply)\s*1\b/.test(token) || /\b1\b/.test(token)) return 'model_1';
-  if (/\b(?:model|response|candidate|reply)\s*2\b/.test(token) || /\b2\b/.test(token)) return 'model_2';
+  if (DRAW_WORD.test(token)) return 'draw';
+  if (MODEL1_WORD.test(token)) return 'model_1';
+  if (MODEL2_WORD.test(token)) return 'model_2';
   return null;
 }
 
 /** Picks the verdict object from the provider's content (duel.md §9.2 "Parsing" step 1). */
 function pickVerdictObject(raw: string): Record<string, unknown> {
-  const candidates = [...fencedJsonObjects(raw), ...scanJsonObjects(raw).objects];
+  const candidates = [...fencedJsonObjects(raw, 'py'), ...scanJsonObjects(raw, undefined, 'py').objects];
   const canonical = new Set<string>(METRIC_KEYS);
   for (let i = candidates.length - 1; i >= 0; i -= 1) {
     const candidate = candidates[i] as Record<string, unknown>;

@@ -3,9 +3,10 @@
  * `POST /api/v1/chat/completions` so the judge client and actor can be exercised end to end without
  * network access or API spend. Its pairwise verdict is a deterministic function of the conversation
  * and the two replies it is shown as MODEL 1 / MODEL 2 (lexical grounding in the prompt, structure,
- * degenerate repetition); it never learns which side is the king. Faults can be injected: 429s,
- * malformed JSON bodies and latency, plus an optional bias towards MODEL 1 to show why order is
- * counterbalanced.
+ * degenerate repetition); it never learns which side is the king. Faults can be injected: 429s with a
+ * chosen `Retry-After`, 5xx, malformed JSON bodies, replies that are not a verdict (wrong schema),
+ * requests that never answer (client timeouts) and latency, plus an optional bias towards MODEL 1 to
+ * show why order is counterbalanced. Fault counters are 1-based over all accepted requests.
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -26,14 +27,24 @@ export interface JudgeProviderStandinOptions {
   /** @default 0 */
   readonly port?: number;
   readonly faults?: {
-    /** Every n-th request (1-based, counted across all models) answers 429 with `Retry-After: 0`. */
+    /** Every n-th request (1-based, counted across all models) answers 429 with `Retry-After: <retryAfter>`. */
     readonly rate429Every?: number;
-    /** Every n-th request answers 200 with unparsable verdict content. */
+    /** `Retry-After` header value sent with injected 429s (delta-seconds or an HTTP date). @default '0' */
+    readonly retryAfter?: string;
+    /** Every n-th request answers HTTP 502. */
+    readonly status5xxEvery?: number;
+    /** Every n-th request answers 200 with a body that is not valid JSON (a "bad body"). */
     readonly malformedEvery?: number;
+    /** Every n-th request answers a well-formed completion whose content is not a verdict (wrong schema / truncated JSON / prose). */
+    readonly wrongSchemaEvery?: number;
+    /** Every n-th request is never answered (the client's per-attempt timeout must fire). */
+    readonly hangEvery?: number;
     /** Added latency per request. */
     readonly latencyMs?: number;
   };
-  /** Added to MODEL 1's quality on every metric (0 = unbiased). @default 0 */
+  /** Serve `message.content` as an array of text parts instead of a string (as some providers do). @default false */
+  readonly contentAsParts?: boolean;
+  /** Added to MODEL 1's quality on every metric (0 = unbiased; ≥ 2 = always prefers MODEL 1). @default 0 */
   readonly positionBias?: number;
   /** @default STANDIN_DEFAULT_MAX_BODY_BYTES */
   readonly maxBodyBytes?: number;
@@ -43,10 +54,15 @@ export interface JudgeProviderStandinStats {
   readonly received: number;
   readonly unauthorized: number;
   readonly rateLimited: number;
+  readonly serverErrors: number;
   readonly malformed: number;
+  readonly wrongSchema: number;
+  readonly hung: number;
   readonly completed: number;
   /** Highest number of requests in flight at once (shows the client's concurrency cap working). */
   readonly peakInFlight: number;
+  /** The same, per requested model id. */
+  readonly peakInFlightByModel: Readonly<Record<string, number>>;
 }
 
 export interface JudgeProviderStandin {
@@ -55,6 +71,8 @@ export interface JudgeProviderStandin {
   /** What to configure as the OpenRouter base URL (`${url}/api`). */
   readonly baseUrl: string;
   stats(): JudgeProviderStandinStats;
+  /** JSON bodies of the accepted requests, oldest first (at most the last 1000). */
+  requests(): readonly Record<string, unknown>[];
   close(): Promise<void>;
 }
 
@@ -140,13 +158,22 @@ export function standinVerdict(userText: string, positionBias = 0): Record<Metri
   ) as Record<MetricKey, 0 | 1 | 2>;
 }
 
-const MALFORMED_CONTENTS = ['{"correctness": 1, "grounding": ', 'I think MODEL 1 is somewhat better overall, but it depends.'];
+const MALFORMED_BODIES = ['{"id": "gen-truncated", "choices": [{"message": {"content": "{\\"correctness\\": 1', '<html>502 Bad Gateway</html>'];
+const WRONG_SCHEMA_CONTENTS = [
+  '{"correctness": 1, "grounding": ',
+  'I think MODEL 1 is somewhat better overall, but it depends.',
+  '{"winner": "MODEL 1", "confidence": 0.7}',
+];
 
 export async function startJudgeProviderStandin(options: JudgeProviderStandinOptions): Promise<JudgeProviderStandin> {
   if (!options.apiKey) throw new TypeError('the judge provider stand-in requires an apiKey');
   const maxBody = options.maxBodyBytes ?? STANDIN_DEFAULT_MAX_BODY_BYTES;
-  const stats = { received: 0, unauthorized: 0, rateLimited: 0, malformed: 0, completed: 0, peakInFlight: 0 };
+  const stats = { received: 0, unauthorized: 0, rateLimited: 0, serverErrors: 0, malformed: 0, wrongSchema: 0, hung: 0, completed: 0, peakInFlight: 0 };
   let inFlight = 0;
+  const inFlightByModel = new Map<string, number>();
+  const peakByModel = new Map<string, number>();
+  const bodies: Record<string, unknown>[] = [];
+  const every = (k: number | undefined, n: number) => k !== undefined && k > 0 && n % k === 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://standin').pathname;
@@ -171,22 +198,57 @@ export async function startJudgeProviderStandin(options: JudgeProviderStandinOpt
     }
     stats.received += 1;
     const n = stats.received;
+    const faults = options.faults ?? {};
+    // In flight = accepted and not yet answered (latency included), so the peak shows the client's cap.
+    bodies.push(body as Record<string, unknown>);
+    if (bodies.length > 1000) bodies.shift();
     inFlight += 1;
     stats.peakInFlight = Math.max(stats.peakInFlight, inFlight);
+    const mine = (inFlightByModel.get(model) ?? 0) + 1;
+    inFlightByModel.set(model, mine);
+    peakByModel.set(model, Math.max(peakByModel.get(model) ?? 0, mine));
     try {
-      await delay(options.faults?.latencyMs ?? 0);
+      await delay(faults.latencyMs ?? 0);
+      if (every(faults.hangEvery, n)) {
+        stats.hung += 1;
+        await new Promise<void>((resolve) => res.once('close', () => resolve()));
+        return;
+      }
+      if (every(faults.rate429Every, n)) {
+        stats.rateLimited += 1;
+        return sendOpenAiError(res, 429, 'Rate limit exceeded (injected by stand-in)', 'rate_limit_exceeded', { 'retry-after': faults.retryAfter ?? '0' });
+      }
+      if (every(faults.status5xxEvery, n)) {
+        stats.serverErrors += 1;
+        return sendOpenAiError(res, 502, 'Upstream provider error (injected by stand-in)', 'server_error');
+      }
+      if (every(faults.malformedEvery, n)) {
+        stats.malformed += 1;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(MALFORMED_BODIES[n % MALFORMED_BODIES.length]);
+        return;
+      }
+      answer(res, n, body as Record<string, unknown>, model, messages as Array<{ role?: unknown; content?: unknown }>, format, every(faults.wrongSchemaEvery, n));
     } finally {
       inFlight -= 1;
+      inFlightByModel.set(model, (inFlightByModel.get(model) ?? 1) - 1);
     }
-    if (options.faults?.rate429Every && n % options.faults.rate429Every === 0) {
-      stats.rateLimited += 1;
-      return sendOpenAiError(res, 429, 'Rate limit exceeded (injected by stand-in)', 'rate_limit_exceeded', { 'retry-after': '0' });
-    }
-    const userText = [...(messages as Array<{ role?: unknown; content?: unknown }>)].reverse().find((m) => m?.role === 'user')?.content;
+  }
+
+  function answer(
+    res: ServerResponse,
+    n: number,
+    body: Record<string, unknown>,
+    model: string,
+    messages: Array<{ role?: unknown; content?: unknown }>,
+    format: unknown,
+    wrongSchema: boolean,
+  ): void {
+    const userText = [...messages].reverse().find((m) => m?.role === 'user')?.content;
     let content: string;
-    if (options.faults?.malformedEvery && n % options.faults.malformedEvery === 0) {
-      stats.malformed += 1;
-      content = MALFORMED_CONTENTS[n % MALFORMED_CONTENTS.length] as string;
+    if (wrongSchema) {
+      stats.wrongSchema += 1;
+      content = WRONG_SCHEMA_CONTENTS[n % WRONG_SCHEMA_CONTENTS.length] as string;
     } else {
       const verdict = standinVerdict(typeof userText === 'string' ? userText : '', options.positionBias ?? 0);
       content = format
@@ -199,18 +261,30 @@ export async function startJudgeProviderStandin(options: JudgeProviderStandinOpt
           )}\n\`\`\``;
     }
     stats.completed += 1;
-    const pinned = (body?.provider as { order?: unknown } | undefined)?.order;
+    const pinned = (body.provider as { order?: unknown } | undefined)?.order;
     sendJson(res, 200, {
       id: `gen-standin-${createHash('sha256').update(`${n}`).digest('hex').slice(0, 16)}`,
       object: 'chat.completion',
       created: 0,
       model,
       provider: Array.isArray(pinned) && typeof pinned[0] === 'string' ? pinned[0] : 'albedo-standin',
-      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: options.contentAsParts ? [{ type: 'text', text: content.slice(0, 7) }, { type: 'text', text: content.slice(7) }] : content },
+          finish_reason: 'stop',
+        },
+      ],
       usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
     });
   }
 
   const server = await listen(options.host ?? '127.0.0.1', options.port ?? 0, handle);
-  return { url: server.url, baseUrl: `${server.url}/api`, stats: () => ({ ...stats }), close: () => server.close() };
+  return {
+    url: server.url,
+    baseUrl: `${server.url}/api`,
+    stats: () => ({ ...stats, peakInFlightByModel: Object.fromEntries(peakByModel) }),
+    requests: () => [...bodies],
+    close: () => server.close(),
+  };
 }

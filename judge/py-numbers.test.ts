@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pyFloatStr, pyFormatFixed, pyMean, pyMedian, rationalToDouble } from './py-numbers.ts';
+import { pyFloatStr, pyFormatFixed, pyMean, pyMedian, pyRound, rationalToDouble } from './py-numbers.ts';
 
 // Expected values were produced with CPython 3 (statistics / format / str).
 describe('pyMean (statistics.mean)', () => {
@@ -45,5 +45,26 @@ describe('pyFormatFixed / pyFloatStr', () => {
     expect(pyFloatStr(123456789012345)).toBe('123456789012345.0');
     expect(pyFloatStr(0.0001)).toBe('0.0001');
     expect(pyFloatStr(-0)).toBe('-0.0');
+  });
+});
+
+describe('pyMean where naive float summation differs (values from python3 statistics)', () => {
+  it('rounds the exact rational sum once', () => {
+    expect(pyMean([0.1, 0.2, 0.3])).toBe(0.2); // st.mean; naive sum/3 == 0.20000000000000004
+    expect([0.1, 0.2, 0.3].reduce((a, b) => a + b) / 3).toBe(0.20000000000000004);
+    expect(pyMean([1e16, 1, 1, 1])).toBe(2500000000000001); // st.mean == 2500000000000001.0; naive 2500000000000000.0
+    expect(pyMean([0.3, 0.3, 0.3, 0.1])).toBe(0.25); // naive 0.24999999999999997
+  });
+});
+
+describe('pyRound (round(x, n))', () => {
+  it('rounds the exact binary value half-to-even', () => {
+    // python3: round(0.1234565, 6) == 0.123456 (the double is just below the tie); round(2.6750000000000003, 2) == 2.68
+    expect(pyRound(0.1234565, 6)).toBe(0.123456);
+    expect(pyRound(2.6750000000000003, 2)).toBe(2.68);
+    expect(pyRound(0.7000000000000001, 6)).toBe(0.7);
+    expect(pyRound(1 / 3, 6)).toBe(0.333333);
+    expect(pyRound(0.0000005, 6)).toBe(0); // 5e-07 is below the tie in binary
+    expect(pyRound(0.0000015, 6)).toBe(0.000002);
   });
 });

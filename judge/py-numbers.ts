@@ -122,3 +122,9 @@ export function pyFloatStr(x: number): string {
   const expSign = exp < 0 ? '-' : '+';
   return `${sign}${mant}e${expSign}${String(Math.abs(exp)).padStart(2, '0')}`;
 }
+
+/** Python `round(x, digits)` for floats: the exact binary value rounded half-to-even, then read back (compat.md §1). */
+export function pyRound(x: number, digits: number): number {
+  if (!Number.isFinite(x)) return x;
+  return Number(pyFormatFixed(x, digits));
+}

@@ -53,7 +53,11 @@ export interface JudgeResult {
 export interface JudgeSampleRecord {
   readonly sampleId: string;
   readonly sampleIndex: number;
+  /** Presentation order (duel.md §9.2 record `order`); under `both-orders` the first of the two orders. Always set by createJudge. */
+  readonly order?: JudgeOrder;
   readonly judgeResults: readonly JudgeResult[];
+  /** `judge_mean` of every parse_ok judge result, in result order (duel.md §9.2 `judge_scores`). */
+  readonly judgeScores?: readonly number[];
   /** Mean of the parse_ok judge means, or null when the sample is not fully scored. */
   readonly sampleScore: number | null;
   readonly scored: boolean;
@@ -83,10 +87,13 @@ export interface JudgeGateway {
 /** Typed failure of the judge path; the fault is always PROVIDER_FAULT (never charged to a miner). */
 export class JudgeFault extends Error {
   override readonly name = 'JudgeFault';
+  /** duel.md §9.3 `judge_errors` when the failure is an aggregate one (too few valid samples, scorer exception). */
+  readonly judgeErrors: number | undefined;
   constructor(
     readonly fault: StageFault,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; judgeErrors?: number },
   ) {
-    super(fault.message, options);
+    super(fault.message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.judgeErrors = options?.judgeErrors;
   }
 }
