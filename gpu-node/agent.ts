@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { appendFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { stageFault } from '../core/faults.ts';
@@ -159,6 +160,8 @@ export class GpuNodeAgent {
           signal: controller.signal,
           prompts: await this.o.evalPrompts(input),
           attemptKey: run.attemptKey,
+          // duel.md §11: the run's artifacts are spooled beside its persisted state, one directory per attempt.
+          artifactDir: join(this.o.stateDir, 'artifacts', run.attemptKey.replace(/[^A-Za-z0-9_.-]/g, '_')),
           judge: { judgeDuel: (req) => client.api.node.judge.mutate({ attemptKey: run.attemptKey, epoch: run.epoch, samples: req.samples.map((s) => ({ ...s })), totalSampleCount: req.totalSampleCount }) as never },
         });
       }

@@ -133,10 +133,12 @@ describe('runEval with a recording judge', () => {
     const judge = fixedJudge(0.53);
     const { events, emit } = recorder();
     const outcome = await runEval(input, { chat, judge, emit, signal: live(), prompts, attemptKey: 'k' });
-    expect(outcome).toEqual({
+    expect(outcome).toMatchObject({
       status: 'succeeded',
       result: { challengerWon: true, scoreChallenger: 0.53, scoreKing: 1 - 0.53, winMargin: 0.53 - (1 - 0.53), sampleCount: 3, scoredSampleCount: 3, judgeCount: 3, validFraction: 1 },
     });
+    // A judge without per-sample records: the margin rule alone, no bootstrap bound and no record.
+    expect(outcome.status === 'succeeded' && outcome.result).toMatchObject({ winPolicy: 'margin', winLcb: null, verdictRecord: null });
     const req = judge.requests[0]!;
     expect(req.attemptKey).toBe('k');
     expect(req.samples.map((s) => s.sampleId)).toEqual(prompts.map((p) => p.sampleId));

@@ -5,10 +5,14 @@
  * model's text fails a pre-eval heuristic; engine, king-side and judge failures never are.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { stageFault, type StageFault } from '../core/faults.ts';
 import type { EvalInput, EvalVerdict, PreEvalInput, StageOutcome, StageProgress } from '../core/stage.ts';
 import { JudgeFault, type JudgeDuelResult, type JudgeGateway } from '../judge/types.ts';
-import { marginVerdict } from '../judge/verdict.ts';
+import { scoredSamplesFromRecords, scoringInputsHash } from '../judge/scoring-hash.ts';
+import { decideVerdict, marginVerdict, type VerdictConfig, VerdictError, type VerdictRecord, verdictScoresFromDuel, WIN_POLICIES, type WinPolicy } from '../judge/verdict.ts';
+import { type GeneratedSampleRow, writeEvalArtifacts } from './eval-artifacts.ts';
 import { EngineFault, type ChatFn, type ChatMessage } from './engine.ts';
 import { checkResponses, DEFAULT_MAX_REPETITION, DEFAULT_MIN_TOKENS, DEFAULT_MIN_VOCAB_RATIO, stripThinking, type HeuristicResult } from './preeval-heuristics.ts';
 
@@ -72,6 +76,63 @@ export interface EvalDeps {
   readonly temperature?: number;
   /** @default EVAL_GENERATION_CONCURRENCY */
   readonly concurrency?: number;
+  /**
+   * The eval run id (duel.md §2), part of the bootstrap seed (§12). @default the input's `evalRunId`,
+   * else `attemptKey`, else `"local"`
+   */
+  readonly evalRunId?: string;
+  /**
+   * Verdict rules; `margin` always comes from `input.winMargin`.
+   * @default verdictConfigFromEnv(process.env) (`ALBEDO_WIN_POLICY`, `ALBEDO_WIN_ALPHA`, `ALBEDO_WIN_DELTA0`, `ALBEDO_WIN_BOOTSTRAP_B`)
+   */
+  readonly verdictConfig?: Partial<VerdictConfig>;
+  /** `mean(d)` of recent A/A duels, oldest first (noise floor, duel.md §12). @default [] */
+  readonly aaMargins?: readonly number[];
+  /**
+   * Spool directory for this run's artifacts (duel.md §11). @default `$ALBEDO_REMOTE_ARTIFACT_SPOOL_DIR/<evalRunId>`
+   * when that variable is set, else no artifacts are written
+   */
+  readonly artifactDir?: string;
+  /** Version of the scoring code, hashed into `scoringInputsHash`. @default EVAL_CODE_VERSION */
+  readonly codeVersion?: string;
+}
+
+/** `albedo@<package version>`: the code version hashed into every verdict's `scoringInputsHash`. */
+export const EVAL_CODE_VERSION = `albedo@${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}`;
+
+/** The allowed per-metric challenger shares of the v1 judge (duel.md §10 `allowed_scores`). */
+const ALLOWED_SCORES = [0, 0.5, 1] as const;
+
+/** Verdict settings from the environment (spec/config.md); unset variables keep the defaults. */
+export function verdictConfigFromEnv(env: Readonly<Record<string, string | undefined>>): Partial<VerdictConfig> {
+  const out: { -readonly [K in keyof VerdictConfig]?: VerdictConfig[K] } = {};
+  const policy = env.ALBEDO_WIN_POLICY?.trim();
+  if (policy) {
+    if (!(WIN_POLICIES as readonly string[]).includes(policy)) throw new VerdictError('invalid_config', `ALBEDO_WIN_POLICY must be one of ${WIN_POLICIES.join(', ')}, got ${JSON.stringify(policy)}`);
+    out.policy = policy as WinPolicy;
+  }
+  const number = (name: string): number | undefined => {
+    const raw = env[name]?.trim();
+    if (!raw) return undefined;
+    const value = Number(raw);
+    if (!Number.isFinite(value)) throw new VerdictError('invalid_config', `${name} must be a number, got ${JSON.stringify(raw)}`);
+    return value;
+  };
+  const alpha = number('ALBEDO_WIN_ALPHA');
+  const delta0 = number('ALBEDO_WIN_DELTA0');
+  const replicates = number('ALBEDO_WIN_BOOTSTRAP_B');
+  if (alpha !== undefined) out.alpha = alpha;
+  if (delta0 !== undefined) out.delta0 = delta0;
+  if (replicates !== undefined) out.bootstrapReplicates = replicates;
+  return out;
+}
+
+/**
+ * Model identity for `scoringInputsHash` (`<repo>@<digest>`). Dev and test refs without a digest
+ * (e.g. `org/plain-1`) are hashed as `<ref>@unpinned`; the identity used is recorded in verdict.json.
+ */
+export function scoringIdentity(modelUri: string): string {
+  return /^[^\s@]+@[^\s@]+$/.test(modelUri) ? modelUri : `${modelUri.replace(/[\s@]/g, '_') || 'unknown'}@unpinned`;
 }
 
 /** First 4 bytes (big-endian) of sha256(text): the reproducible u32 seeds of preeval.md §3 / duel.md §4.3. */
@@ -222,6 +283,11 @@ function judgeFailure(error: unknown): StageFault {
   return stageFault('PROVIDER_FAULT', 'judge_provider_exhausted', `Judge scoring failed: ${errorText(error)}`);
 }
 
+/** Requested judge models in roster order (first appearance across the records). */
+function judgeRoster(records: JudgeDuelResult['records']): string[] {
+  return [...new Set(records.flatMap((r) => r.judgeResults.map((j) => j.judgeModel)))];
+}
+
 export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOutcome> {
   const { signal } = deps;
   if (!Number.isInteger(input.sampleCount) || input.sampleCount < 1) return remoteEvalFault('remote_worker_failed', `invalid sampleCount ${input.sampleCount}`);
@@ -229,12 +295,23 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
     return remoteEvalFault('remote_worker_failed', `expected ${input.sampleCount} prompts, got ${deps.prompts.length}`);
   }
   const samples = deps.prompts.slice(0, input.sampleCount);
-  const events = orderedEmitter(deps.emit);
+  // Every event is kept for progress.jsonl (duel.md §11), in the order it was emitted.
+  const hostEvents: StageProgress[] = [];
+  const events = orderedEmitter(async (p) => {
+    hostEvents.push(p);
+    await deps.emit(p);
+  });
   const models: Record<Side, string> = { challenger: input.challengerModelUri, previous_king: input.kingModelUri };
   const params = { maxTokens: deps.maxTokens ?? EVAL_MAX_TOKENS, temperature: deps.temperature ?? EVAL_TEMPERATURE };
   const concurrency = deps.concurrency ?? EVAL_GENERATION_CONCURRENCY;
+  const inputRunId = (input as EvalInput & { evalRunId?: unknown }).evalRunId;
+  const evalRunId = deps.evalRunId ?? (typeof inputRunId === 'string' && inputRunId ? inputRunId : (deps.attemptKey ?? 'local'));
 
   try {
+    const verdictConfig = { ...(deps.verdictConfig ?? verdictConfigFromEnv(process.env)), margin: input.winMargin };
+    const spool = process.env.ALBEDO_REMOTE_ARTIFACT_SPOOL_DIR?.trim();
+    const artifactDir = deps.artifactDir ?? (spool ? join(spool, evalRunId.replace(/[^A-Za-z0-9_.:-]/g, '_')) : undefined);
+
     await events.send({ type: 'generation_started', data: { sampleCount: samples.length, models } });
     const done = new Array<number>(samples.length).fill(0);
     let generated = 0;
@@ -289,7 +366,36 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
       return { status: 'failed', fault: judgeFailure(error) };
     }
 
-    const { challengerWon, winMargin } = marginVerdict({ scoreChallenger: scored.scoreChallenger, scoreKing: scored.scoreKing, margin: input.winMargin });
+    // The verdict (duel.md §10, §12): both rules are computed for every eval, the policy decides.
+    const scoringInputs = {
+      protocolVersion: 'v1' as const,
+      codeVersion: deps.codeVersion ?? EVAL_CODE_VERSION,
+      challenger: scoringIdentity(models.challenger),
+      king: scoringIdentity(models.previous_king),
+      judgeModels: judgeRoster(scored.records),
+    };
+    let record: VerdictRecord | null = null;
+    if (scored.records.length > 0) {
+      const promptById = new Map(pairs.map((p) => [p.sampleId, p.prompt]));
+      const hash = scoringInputsHash({ ...scoringInputs, samples: scoredSamplesFromRecords(scored.records, promptById) });
+      try {
+        record = decideVerdict(
+          { evalRunId, sampleSeed: input.blockHash, ...verdictScoresFromDuel(scored), aaMargins: deps.aaMargins ?? [], scoringInputsHash: hash },
+          verdictConfig,
+        );
+      } catch (error) {
+        if (error instanceof VerdictError && (error.code === 'too_few_valid_samples' || error.code === 'empty_sample')) {
+          return { status: 'failed', fault: stageFault('PROVIDER_FAULT', 'scoring_invalid', error.message) };
+        }
+        throw error;
+      }
+    } else if ((verdictConfig.policy ?? 'margin') !== 'margin') {
+      // A judge without per-sample records cannot feed the bootstrap; only the margin rule works without them.
+      return remoteEvalFault('remote_worker_failed', `the judge returned no per-sample records; win policy ${verdictConfig.policy} needs them`);
+    }
+    const { challengerWon, winMargin } = record ?? marginVerdict({ scoreChallenger: scored.scoreChallenger, scoreKing: scored.scoreKing, margin: input.winMargin });
+    const winLcb = record?.winLcb ?? null;
+    const winPolicy = record?.policy ?? 'margin';
     const verdict: EvalVerdict = {
       challengerWon,
       scoreChallenger: scored.scoreChallenger,
@@ -300,6 +406,80 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
       judgeCount: scored.judgeCount,
       validFraction: scored.validFraction,
     };
+
+    let artifacts: { artifacts: Record<string, string>; artifactMetadata: Record<string, unknown> } = { artifacts: {}, artifactMetadata: {} };
+    if (artifactDir !== undefined) {
+      const rows: GeneratedSampleRow[] = samples.map((sample, i) => {
+        const c = challenger[i] as Generation;
+        const k = king[i] as Generation;
+        return {
+          sampleId: sample.sampleId,
+          prompt: renderChatPrompt(sample.messages),
+          kingOutput: k.error === null ? k.text : null,
+          challengerOutput: c.error === null ? c.text : null,
+          kingError: k.error,
+          chalError: c.error,
+        };
+      });
+      const counterbalance = scored.records.some((r) => new Set(r.judgeResults.map((j) => j.order[0])).size > 1) ? 'both-orders' : 'split-half';
+      const written = await writeEvalArtifacts({
+        dir: artifactDir,
+        evalRunId,
+        request: { ...input, evalRunId, attemptKey: deps.attemptKey ?? null, sampleIds: samples.map((s) => s.sampleId) },
+        events: hostEvents,
+        samples: rows,
+        records: scored.records,
+        logs: [
+          ['remote_run_id', deps.attemptKey ?? evalRunId],
+          ['eval_run_id', evalRunId],
+          ['state', 'succeeded'],
+          ['events', hostEvents.length + 1],
+          ['king_vllm_errors', kingErrors],
+          ['chal_vllm_errors', chalErrors],
+          ['judge_errors', scored.judgeErrors],
+        ],
+        verdict: {
+          type: 'verdict',
+          eval_run_id: evalRunId,
+          state: 'succeeded',
+          challenger_won: challengerWon,
+          score_challenger: scored.scoreChallenger,
+          score_king: scored.scoreKing,
+          win_margin: winMargin,
+          win_lcb: winLcb,
+          win_policy: winPolicy,
+          judge_count: scored.judgeCount,
+          allowed_scores: [...ALLOWED_SCORES],
+          valid_turns: scored.scoredSampleCount,
+          total_turns: samples.length,
+          generated_sample_count: samples.length,
+          scored_sample_count: scored.scoredSampleCount,
+          king_vllm_errors: kingErrors,
+          chal_vllm_errors: chalErrors,
+          judge_errors: scored.judgeErrors,
+          required_win_margin: input.winMargin,
+          gpu_topology: null,
+          score_breakdown: { by_judge: scored.byJudge, by_metric: scored.byMetric },
+          served_judge_models: scored.servedModels,
+          sample_seed: input.blockHash,
+          counterbalance,
+          scoring_inputs: {
+            protocol_version: scoringInputs.protocolVersion,
+            code_version: scoringInputs.codeVersion,
+            challenger: scoringInputs.challenger,
+            king: scoringInputs.king,
+            judge_models: scoringInputs.judgeModels,
+          },
+          verdict_record: record,
+          fault_class: null,
+          fault_code: null,
+          fault_message: null,
+          retryable: false,
+        },
+      });
+      artifacts = { artifacts: written.artifacts, artifactMetadata: written.artifactMetadata };
+    }
+
     await events.send({
       type: 'verdict',
       data: {
@@ -311,9 +491,32 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
         byJudge: scored.byJudge,
         byMetric: scored.byMetric,
         servedJudgeModels: scored.servedModels,
+        evalRunId,
+        winLcb,
+        winPolicy,
+        validTurns: scored.scoredSampleCount,
+        totalTurns: samples.length,
+        verdictRecord: record,
+        artifacts: artifacts.artifacts,
+        artifactMetadata: artifacts.artifactMetadata,
       },
     });
-    return { status: 'succeeded', result: { ...verdict } };
+    return {
+      status: 'succeeded',
+      result: {
+        ...verdict,
+        winLcb,
+        winPolicy,
+        validTurns: scored.scoredSampleCount,
+        totalTurns: samples.length,
+        kingVllmErrors: kingErrors,
+        chalVllmErrors: chalErrors,
+        judgeErrors: scored.judgeErrors,
+        scoringInputsHash: record?.scoringInputsHash ?? null,
+        verdictRecord: record,
+        artifacts: artifacts.artifacts,
+      },
+    };
   } catch (error) {
     if (signal.aborted) return remoteEvalFault('remote_run_cancelled', 'eval run cancelled');
     return remoteEvalFault('remote_worker_failed', errorText(error));

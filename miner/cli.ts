@@ -17,6 +17,7 @@ import { checkCommitCommand } from './commands/check-commit.ts';
 import { commitCommand } from './commands/commit.ts';
 import { evalSetCommand } from './commands/eval-set.ts';
 import { registerCommand } from './commands/register.ts';
+import { verifyCommand } from './commands/verify.ts';
 import { CHAIN_TOKEN_ENV, type ChainTarget, chainHeaders, defaultDotenvFiles, type FlagSpec, loadDotenvFiles, PACKAGE_ROOT, SettingError, UsageError } from './env.ts';
 import { confirm, InterruptedError, NonInteractiveError, type PromptInput } from './prompt.ts';
 
@@ -30,6 +31,8 @@ export interface Flags {
   boolean(name: string): boolean;
   /** A string flag that must be given (no env fallback): a usage error otherwise. */
   required(name: string): string;
+  /** The positional arguments (only commands declaring `positionals` accept any). */
+  readonly positionals: readonly string[];
 }
 
 /** What a command may use; everything process-wide goes through here (testable, closable). */
@@ -58,6 +61,8 @@ export interface CommandSpec {
   /** Paragraph(s) for `albedo <name> --help`. */
   readonly description: string;
   readonly flags: Readonly<Record<string, FlagSpec>>;
+  /** How many positional arguments the command takes ([min, max]); none when absent. */
+  readonly positionals?: readonly [number, number];
   /** Environment variables the command reads besides its flags' fallbacks: [name, description]. */
   readonly env?: ReadonlyArray<readonly [string, string]>;
   /** Resolves the exit code; throws for failures (mapped to exit 1) and {@link UsageError} (exit 2). */
@@ -65,7 +70,7 @@ export interface CommandSpec {
 }
 
 /** Every subcommand: add a file in miner/commands/ and one line here. */
-export const COMMANDS: readonly CommandSpec[] = [registerCommand, commitCommand, checkCommitCommand, evalSetCommand];
+export const COMMANDS: readonly CommandSpec[] = [registerCommand, commitCommand, checkCommitCommand, evalSetCommand, verifyCommand];
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -140,12 +145,13 @@ function parseErrorMessage(error: unknown): string {
   return message;
 }
 
-function makeFlags(cmd: CommandSpec, values: Record<string, string | boolean | undefined>): Flags {
+function makeFlags(cmd: CommandSpec, values: Record<string, string | boolean | undefined>, positionals: readonly string[] = []): Flags {
   const declared = (name: string, type: FlagSpec['type']) => {
     const spec = cmd.flags[name];
     if (!spec || spec.type !== type) throw new Error(`internal: ${cmd.name} reads undeclared ${type} flag --${name}`);
   };
   return {
+    positionals,
     string(name) {
       declared(name, 'string');
       const v = values[name];
@@ -191,15 +197,19 @@ export function parseInvocation(argv: readonly string[]): ParsedInvocation {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [name, spec] of Object.entries(cmd.flags)) options[name] = { type: spec.type };
   let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }));
+    ({ values, positionals } = parseArgs({ args: [...rest], options, strict: true, allowPositionals: cmd.positionals !== undefined }));
   } catch (error) {
     // `--help` anywhere wins over other mistakes on the line.
     if (rest.includes('--help') || rest.includes('-h')) return { kind: 'help', text: commandHelp(cmd) };
     return { kind: 'usage', message: parseErrorMessage(error), usage: commandUsage(cmd), hint };
   }
   if (values.help === true) return { kind: 'help', text: commandHelp(cmd) };
-  return { kind: 'run', command: cmd, flags: makeFlags(cmd, values) };
+  const [min, max] = cmd.positionals ?? [0, 0];
+  if (positionals.length < min) return { kind: 'usage', message: `missing argument: ${cmd.synopsis.split(' ')[0]}`, usage: commandUsage(cmd), hint };
+  if (positionals.length > max) return { kind: 'usage', message: `unexpected argument ${JSON.stringify(positionals[max])}`, usage: commandUsage(cmd), hint };
+  return { kind: 'run', command: cmd, flags: makeFlags(cmd, values, positionals) };
 }
 
 // ── running ─────────────────────────────────────────────────────────────────────────────────────

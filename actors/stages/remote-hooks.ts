@@ -87,12 +87,31 @@ export function evalHooks(options: EvalHookOptions = {}): StageHooks {
     },
     async onFinalized(tx, attempt, outcome) {
       if (outcome.status === 'succeeded') {
-        const v = outcome.result as Record<string, number | boolean>;
+        const v = outcome.result as Record<string, number | boolean | string | null>;
+        // spec duel.md §10: the verdict's statistics and counts land in the row; win_lcb / win_policy come
+        // from the verdict rules (judge/verdict.ts), `margin` when a node predates them.
         await tx.query(
           `UPDATE eval_runs SET state = 'SUCCEEDED', score_challenger = $2, score_king = $3, win_margin = $4, challenger_won = $5,
-             scored_sample_count = $6, judge_count = $7, generated_sample_count = $8, finished_at = now()
+             scored_sample_count = $6, judge_count = $7, generated_sample_count = $8, win_lcb = $9, win_policy = coalesce($10, win_policy),
+             valid_turns = $11, total_turns = $12, king_vllm_errors = $13, chal_vllm_errors = $14, judge_errors = $15, finished_at = now()
            WHERE stage_attempt_id = $1`,
-          [attempt.id, v.scoreChallenger ?? null, v.scoreKing ?? null, v.winMargin ?? null, v.challengerWon === true, v.scoredSampleCount ?? null, v.judgeCount ?? null, v.sampleCount ?? null],
+          [
+            attempt.id,
+            v.scoreChallenger ?? null,
+            v.scoreKing ?? null,
+            v.winMargin ?? null,
+            v.challengerWon === true,
+            v.scoredSampleCount ?? null,
+            v.judgeCount ?? null,
+            v.sampleCount ?? null,
+            typeof v.winLcb === 'number' ? v.winLcb : null,
+            typeof v.winPolicy === 'string' ? v.winPolicy : null,
+            typeof v.validTurns === 'number' ? v.validTurns : null,
+            typeof v.totalTurns === 'number' ? v.totalTurns : null,
+            typeof v.kingVllmErrors === 'number' ? v.kingVllmErrors : null,
+            typeof v.chalVllmErrors === 'number' ? v.chalVllmErrors : null,
+            typeof v.judgeErrors === 'number' ? v.judgeErrors : null,
+          ],
         );
       } else {
         await tx.query(

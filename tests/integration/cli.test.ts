@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -71,6 +71,16 @@ describe('albedo-validator CLI', () => {
     for (const re of expected) expect(out).toMatch(re);
     expect(out).toMatch(/LOCAL DEVNET/);
     expect(statSync(join(dir, 'devnet', 'tokens.json')).mode & 0o777).toBe(0o600);
+    // Issue #6: every duel left its run artifacts (duel.md §11), and `albedo verify` recomputes each
+    // verdict from them and finds it unchanged.
+    const artifactsRoot = join(dir, 'devnet', 'gpu-eval-1', 'artifacts');
+    const runs = readdirSync(artifactsRoot).map((d) => join(artifactsRoot, d)).filter((d) => existsSync(join(d, 'verdict.json')));
+    expect(runs.length).toBeGreaterThanOrEqual(2); // alice's and bob's duels
+    for (const runDir of runs) {
+      const verify = spawnSync(process.execPath, ['bin/albedo.mjs', 'verify', runDir], { encoding: 'utf8', timeout: 60_000 });
+      expect(verify.stdout.trim(), verify.stderr).toBe('match');
+      expect(verify.status).toBe(0);
+    }
     child.kill('SIGINT');
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).toBe(0);

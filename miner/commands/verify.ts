@@ -1,0 +1,163 @@
+/**
+ * `albedo verify`: recomputes an eval's aggregation and verdict from its run artifacts (duel.md §11)
+ * with the parameters recorded in verdict.json, and says whether they match what the host recorded.
+ * Sources: a local artifact directory, or a `file://` / `http(s)://` URL of verdict.json (the other
+ * files are fetched by the URIs inside it, size-bounded). Looking a run up by its eval run id needs a
+ * backend query for artifact URIs that does not exist yet.
+ */
+import { open, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ARTIFACT_FILES, type ArtifactReader, directoryReader, MAX_ARTIFACT_BYTES, ReplayError, type ReplayResult, replayArtifacts } from '../../judge/replay.ts';
+import type { CommandSpec } from '../cli.ts';
+import { UsageError } from '../env.ts';
+
+/** verdict.json itself is small; anything bigger is not one. @default 16 MiB */
+export const MAX_VERDICT_BYTES = 16 * 1024 * 1024;
+/** Per-download timeout. @default 60000 */
+export const FETCH_TIMEOUT_MS = 60_000;
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A failure of `albedo verify` itself (bad target, download trouble): exit 1 with its message. */
+export class VerifyError extends Error {
+  override readonly name = 'VerifyError';
+}
+
+async function readFileBounded(path: string, limit: number, what: string): Promise<Uint8Array> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    throw new VerifyError(`cannot read ${what} (${path}): ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size > limit) throw new VerifyError(`${what} is ${size} bytes, over the ${limit}-byte limit`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function fetchBounded(url: string, limit: number, what: string, signal: AbortSignal): Promise<Uint8Array> {
+  const parsed = new URL(url);
+  if (parsed.protocol === 'file:') return readFileBounded(fileURLToPath(parsed), limit, what);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new VerifyError(`${what}: unsupported URI scheme ${parsed.protocol} (file:, http: and https: are)`);
+  let response: Response;
+  try {
+    response = await fetch(parsed, { signal: AbortSignal.any([signal, AbortSignal.timeout(FETCH_TIMEOUT_MS)]), redirect: 'follow' });
+  } catch (error) {
+    throw new VerifyError(`cannot download ${what} from ${parsed.origin}${parsed.pathname}: ${(error as Error).message}`);
+  }
+  if (!response.ok) throw new VerifyError(`cannot download ${what} from ${parsed.origin}${parsed.pathname}: HTTP ${response.status}`);
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > limit) throw new VerifyError(`${what} is ${declared} bytes, over the ${limit}-byte limit`);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = response.body?.getReader();
+  if (reader) {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > limit) {
+        await reader.cancel();
+        throw new VerifyError(`${what} is over the ${limit}-byte limit`);
+      }
+      chunks.push(value);
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads verdict.json from `url`, then every other artifact by the URI verdict.json names for it. */
+async function urlReader(url: string, signal: AbortSignal): Promise<ArtifactReader> {
+  const verdictBytes = await fetchBounded(url, MAX_VERDICT_BYTES, ARTIFACT_FILES.verdict, signal);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(Buffer.from(verdictBytes).toString('utf8'));
+  } catch (error) {
+    throw new ReplayError(`${ARTIFACT_FILES.verdict}: not valid JSON (${(error as Error).message})`);
+  }
+  const artifacts = (doc as { artifacts?: unknown } | null)?.artifacts;
+  if (artifacts === null || typeof artifacts !== 'object') throw new ReplayError(`${ARTIFACT_FILES.verdict}.artifacts: expected a JSON object of artifact URIs`);
+  const metadata = ((doc as { artifact_metadata?: unknown }).artifact_metadata ?? {}) as Record<string, { size_bytes?: unknown } | undefined>;
+  const nameOf = new Map(Object.entries(ARTIFACT_FILES).map(([name, file]) => [file as string, name]));
+  return async (file) => {
+    if (file === ARTIFACT_FILES.verdict) return verdictBytes;
+    const name = nameOf.get(file);
+    const uri = name === undefined ? undefined : (artifacts as Record<string, unknown>)[name];
+    if (typeof uri !== 'string') throw new ReplayError(`${ARTIFACT_FILES.verdict} names no URI for ${file}`);
+    // The recorded size bounds the download (a little slack for nothing: sizes are exact).
+    const declared = metadata[name as string]?.size_bytes;
+    const limit = typeof declared === 'number' && Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, MAX_ARTIFACT_BYTES) : MAX_ARTIFACT_BYTES;
+    const resolved = new URL(uri, url);
+    // A verdict served over the network never makes us read local files.
+    if (!url.toLowerCase().startsWith('file:') && resolved.protocol === 'file:') throw new VerifyError(`${ARTIFACT_FILES.verdict} from ${new URL(url).origin} points ${file} at a local file; refusing`);
+    return fetchBounded(resolved.href, limit, file, signal);
+  };
+}
+
+/** Resolves the target to an artifact reader, or throws {@link VerifyError}. */
+export async function resolveTarget(target: string, signal: AbortSignal): Promise<ArtifactReader> {
+  if (/^(file|https?):\/\//i.test(target)) return urlReader(target, signal);
+  const info = await stat(target).catch(() => null);
+  if (info?.isDirectory()) return directoryReader(target);
+  if (info?.isFile()) return directoryReader(dirname(target));
+  if (UUID_RE.test(target)) {
+    throw new VerifyError(
+      'not supported yet: looking up an eval run by id needs a backend query that returns its artifact URIs, which does not exist yet; pass the artifact directory or the verdict URL',
+    );
+  }
+  throw new VerifyError(`no such artifact directory: ${target}`);
+}
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+export function formatResult(result: ReplayResult): string {
+  if (result.match) return 'match';
+  const d = result.firstDifference;
+  return d ? `mismatch: ${d.field}: recorded ${show(d.recorded)}, recomputed ${show(d.recomputed)}` : 'mismatch';
+}
+
+export const verifyCommand: CommandSpec = {
+  name: 'verify',
+  summary: 'recompute an eval verdict from its run artifacts and compare it with the recorded one',
+  synopsis: '<artifact-dir | verdict-url | eval-run-id> [--json]',
+  description: [
+    'Reads the run artifacts of one eval (verdict.json, scoring-results.jsonl, judge-results.jsonl,',
+    'generated-samples.jsonl), recomputes the judge aggregation and the verdict (margin rule, bootstrap',
+    'bound and policy) with the parameters recorded in verdict.json, and prints "match", or',
+    '"mismatch: <field>: recorded X, recomputed Y" for the first field that differs. The target is a local',
+    'artifact directory (or its verdict.json), or a file:// or http(s):// URL of verdict.json, in which case',
+    'the other files are downloaded from the URIs it lists (size-bounded). An eval run id is not supported',
+    'yet. Exit 0 on match, 1 on mismatch or error.',
+  ].join('\n'),
+  // [0, 1] rather than [1, 1] so a missing target gets this command's own usage message.
+  positionals: [0, 1],
+  flags: {
+    json: { type: 'boolean', description: 'print one JSON object ({match, firstDifference?} or {error})' },
+  },
+
+  async run(ctx, flags) {
+    const target = flags.positionals[0];
+    if (target === undefined || target === '') throw new UsageError('missing the artifact directory, verdict URL or eval run id to verify');
+    const json = flags.boolean('json');
+    let result: ReplayResult;
+    try {
+      result = await replayArtifacts(await resolveTarget(target, ctx.signal));
+    } catch (error) {
+      if (json && (error instanceof VerifyError || error instanceof ReplayError)) {
+        ctx.out(JSON.stringify({ match: false, error: error.message }));
+        return 1;
+      }
+      if (error instanceof ReplayError) throw new VerifyError(error.message);
+      throw error;
+    }
+    ctx.out(json ? JSON.stringify(result) : formatResult(result));
+    return result.match ? 0 : 1;
+  },
+};
