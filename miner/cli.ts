@@ -224,10 +224,14 @@ export interface CliIo {
   readonly connect?: (options: { network: string; headers?: Record<string, string> }) => Promise<Subtensor>;
 }
 
-/** Removes values that must never be printed (the chain token) from a message. */
+/** Removes values that must never be printed (the chain token, the backend reader token) from a message. */
 export function scrubSecrets(message: string, env: Readonly<Record<string, string | undefined>>): string {
-  const token = env[CHAIN_TOKEN_ENV]?.trim();
-  return token && token.length >= 4 ? message.split(token).join('***') : message;
+  let out = message;
+  for (const name of [CHAIN_TOKEN_ENV, 'ALBEDO_READER_TOKEN']) {
+    const token = env[name]?.trim();
+    if (token && token.length >= 4) out = out.split(token).join('***');
+  }
+  return out;
 }
 
 /**

@@ -119,7 +119,7 @@ describe('albedo verify (the real binary)', () => {
     expect(await albedo(['verify', path.join(root, 'nope')])).toMatchObject({ code: 1, stderr: `error: no such artifact directory: ${path.join(root, 'nope')}\n` });
     const byId = await albedo(['verify', '0d9c7c57-3f6e-4f0e-8d55-2a7a4b1c9e10']);
     expect(byId.code).toBe(1);
-    expect(byId.stderr).toMatch(/^error: not supported yet: .*pass the artifact directory/);
+    expect(byId.stderr).toMatch(/^error: looking up an eval run by id needs the backend: pass --api/);
     const usage = await albedo(['verify']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('usage: albedo verify <artifact-dir | verdict-url | eval-run-id>');

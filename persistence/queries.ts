@@ -81,3 +81,17 @@ export async function transitionsAfter(db: Db, afterId: number, limit: number, s
   );
   return rows;
 }
+
+/**
+ * The artifact URIs an eval run's verdict listed (duel.md §10 `artifacts`), from its attempt's result;
+ * null when the run does not exist. `albedo verify <eval-run-id>` replays from them.
+ */
+export async function evalRunArtifacts(db: Db, evalRunId: string): Promise<{ state: string; artifacts: Record<string, string> } | null> {
+  const { rows } = await db.query<{ state: string; artifacts: Record<string, string> | null }>(
+    `SELECT er.state, sa.result_summary->'artifacts' AS artifacts
+       FROM eval_runs er JOIN stage_attempts sa ON sa.id = er.stage_attempt_id WHERE er.id = $1`,
+    [evalRunId],
+  );
+  const row = rows[0];
+  return row ? { state: row.state, artifacts: row.artifacts ?? {} } : null;
+}

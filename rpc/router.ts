@@ -8,7 +8,7 @@ import type { NodeRegistry } from '../actors/node-registry.ts';
 import type { StageService } from '../actors/stage-service.ts';
 import type { JudgeGateway } from '../judge/types.ts';
 import type { Db } from '../persistence/db.ts';
-import { activeReign, listEvalRuns, listSubmissions, measuredStageDurations, queueRows, submissionDetail, transitionsAfter } from '../persistence/queries.ts';
+import { activeReign, evalRunArtifacts, listEvalRuns, listSubmissions, measuredStageDurations, queueRows, submissionDetail, transitionsAfter } from '../persistence/queries.ts';
 import * as s from './schemas.ts';
 import { backendProcedure, nodeProcedure, operatorProcedure, readerProcedure, router } from './trpc.ts';
 
@@ -67,6 +67,12 @@ export function createAppRouter(deps: RpcDeps) {
 
     reign: readerProcedure.query(() => activeReign(db)),
     evalRuns: readerProcedure.input(s.limitInput).query(({ input }) => listEvalRuns(db, input.limit)),
+    /** The artifact URIs of one eval run (for `albedo verify <eval-run-id>`); NOT_FOUND when unknown. */
+    evalRunArtifacts: readerProcedure.input(s.evalRunIdInput).query(async ({ input }) => {
+      const found = await evalRunArtifacts(db, input.evalRunId);
+      if (!found) throw new TRPCError({ code: 'NOT_FOUND', message: `no eval run ${input.evalRunId}` });
+      return found;
+    }),
 
     live: router({
       /**

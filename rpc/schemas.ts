@@ -20,6 +20,7 @@ export const listSubmissionsInput = z.object({
 });
 export const byIdInput = z.object({ id: uuid });
 export const limitInput = z.object({ limit: z.number().int().min(1).max(500).default(50) });
+export const evalRunIdInput = z.object({ evalRunId: uuid });
 export const transitionsInput = z.object({
   submissionId: uuid.optional(),
   /** Resume cursor; set automatically by the wsLink from the last tracked() id after a reconnect. */

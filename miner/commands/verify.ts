@@ -99,17 +99,41 @@ async function urlReader(url: string, signal: AbortSignal): Promise<ArtifactRead
   };
 }
 
+/** Where an eval run id is looked up: the backend's tRPC endpoint and a reader token. */
+export interface BackendLookup {
+  readonly api?: string;
+  readonly token?: string;
+}
+
+/**
+ * The verdict URI of eval run `id`, asked of the backend (`evalRunArtifacts`). Artifacts live where the
+ * eval host spooled them (`file://` on that host until the artifact store exists), so a replay by id
+ * works on the host that ran it, or wherever those URIs resolve.
+ */
+async function verdictUriOf(id: string, backend: BackendLookup): Promise<string> {
+  if (!backend.api) throw new VerifyError('looking up an eval run by id needs the backend: pass --api <ws://host:port/rpc> (and ALBEDO_READER_TOKEN), or pass the artifact directory or the verdict URL');
+  const [{ createAlbedoClient }, { WebSocket }] = await Promise.all([import('../../rpc/client.ts'), import('ws')]);
+  const client = createAlbedoClient({ url: backend.api, token: backend.token, WebSocket });
+  try {
+    const found = await client.api.evalRunArtifacts.query({ evalRunId: id });
+    const uri = found.artifacts.verdict;
+    if (!uri) throw new VerifyError(`eval run ${id} (${found.state}) recorded no artifacts`);
+    return uri;
+  } catch (error) {
+    if (error instanceof VerifyError) throw error;
+    throw new VerifyError(`could not look up eval run ${id} at ${backend.api}: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    await client.close();
+  }
+}
+
 /** Resolves the target to an artifact reader, or throws {@link VerifyError}. */
-export async function resolveTarget(target: string, signal: AbortSignal): Promise<ArtifactReader> {
+export async function resolveTarget(target: string, signal: AbortSignal, backend: BackendLookup = {}): Promise<ArtifactReader> {
   if (/^(file|https?):\/\//i.test(target)) return urlReader(target, signal);
   const info = await stat(target).catch(() => null);
   if (info?.isDirectory()) return directoryReader(target);
   if (info?.isFile()) return directoryReader(dirname(target));
-  if (UUID_RE.test(target)) {
-    throw new VerifyError(
-      'not supported yet: looking up an eval run by id needs a backend query that returns its artifact URIs, which does not exist yet; pass the artifact directory or the verdict URL',
-    );
-  }
+  if (UUID_RE.test(target)) return urlReader(await verdictUriOf(target, backend), signal);
   throw new VerifyError(`no such artifact directory: ${target}`);
 }
 
@@ -133,13 +157,15 @@ export const verifyCommand: CommandSpec = {
     'bound and policy) with the parameters recorded in verdict.json, and prints "match", or',
     '"mismatch: <field>: recorded X, recomputed Y" for the first field that differs. The target is a local',
     'artifact directory (or its verdict.json), or a file:// or http(s):// URL of verdict.json, in which case',
-    'the other files are downloaded from the URIs it lists (size-bounded). An eval run id is not supported',
-    'yet. Exit 0 on match, 1 on mismatch or error.',
+    'the other files are downloaded from the URIs it lists (size-bounded). An eval run id is looked up on',
+    'the backend (--api, reader token in ALBEDO_READER_TOKEN) for its verdict URI.',
+    'Exit 0 on match, 1 on mismatch or error.',
   ].join('\n'),
   // [0, 1] rather than [1, 1] so a missing target gets this command's own usage message.
   positionals: [0, 1],
   flags: {
     json: { type: 'boolean', description: 'print one JSON object ({match, firstDifference?} or {error})' },
+    api: { type: 'string', placeholder: '<ws-url>', description: 'backend tRPC endpoint, to look up an eval run id (token: ALBEDO_READER_TOKEN)' },
   },
 
   async run(ctx, flags) {
@@ -148,7 +174,7 @@ export const verifyCommand: CommandSpec = {
     const json = flags.boolean('json');
     let result: ReplayResult;
     try {
-      result = await replayArtifacts(await resolveTarget(target, ctx.signal));
+      result = await replayArtifacts(await resolveTarget(target, ctx.signal, { api: flags.string('api'), token: ctx.env.ALBEDO_READER_TOKEN }));
     } catch (error) {
       if (json && (error instanceof VerifyError || error instanceof ReplayError)) {
         ctx.out(JSON.stringify({ match: false, error: error.message }));

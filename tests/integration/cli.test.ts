@@ -1,11 +1,25 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
+import { WebSocket } from 'ws';
+import { createAlbedoClient } from '../../rpc/client.ts';
 
 const BIN = 'bin/albedo-validator.mjs';
+
+/** A child process that does not block the event loop (the backend under test runs in this process's children). */
+function runAsync(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 function run(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...env, DATABASE_URL: env.DATABASE_URL ?? '' }, encoding: 'utf8', timeout: 60_000 });
@@ -80,6 +94,19 @@ describe('albedo-validator CLI', () => {
       const verify = spawnSync(process.execPath, ['bin/albedo.mjs', 'verify', runDir], { encoding: 'utf8', timeout: 60_000 });
       expect(verify.stdout.trim(), verify.stderr).toBe('match');
       expect(verify.status).toBe(0);
+    }
+    // …and by eval run id, looked up on the running backend with the reader token.
+    const backendUrl = /backend RPC at (ws:\/\/\S+)/.exec(out)?.[1];
+    const { reader } = JSON.parse(readFileSync(join(dir, 'devnet', 'tokens.json'), 'utf8')) as { reader: string };
+    const client = createAlbedoClient({ url: backendUrl ?? '', token: reader, WebSocket });
+    const evalRuns = (await client.api.evalRuns.query({ limit: 10 })) as Array<{ id: string; state: string }>;
+    await client.close();
+    const succeeded = evalRuns.filter((r) => r.state === 'SUCCEEDED');
+    expect(succeeded.length).toBeGreaterThanOrEqual(2);
+    for (const r of succeeded) {
+      const verify = await runAsync(['bin/albedo.mjs', 'verify', r.id, '--api', backendUrl ?? ''], { ALBEDO_READER_TOKEN: reader });
+      expect(verify.stdout.trim(), verify.stderr).toBe('match');
+      expect(verify.stderr).not.toContain(reader);
     }
     child.kill('SIGINT');
     const code = await new Promise((r) => child.once('exit', r));
