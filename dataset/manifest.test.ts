@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DatasetError } from './errors.ts';
 import {
   isMultiSourceManifest,
   isSweZeroManifest,
@@ -17,6 +16,7 @@ import {
   sha256Hex,
   verifyManifestPin,
 } from './manifest.ts';
+import { datasetRejection as rejection } from '../tests/support/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'albedo-manifest-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,15 +37,6 @@ function write(name: string, content: string | Uint8Array): string {
   return file;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<DatasetError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(DatasetError);
-    return error as DatasetError;
-  }
-  throw new Error('expected a DatasetError');
-}
 
 describe('manifest pin (§6)', () => {
   const bytes = Buffer.from(`${JSON.stringify(V1, null, 2)}\n`);

@@ -14,19 +14,11 @@ import { parseMultiSourceManifest, parseSweZeroManifest, sha256Hex } from './man
 import { createParquetShardReader, createShardVerifier } from './parquet.ts';
 import { buildSample, createSampleLoader, MAX_SAMPLE_ID_LENGTH, parseSampleId, renderFallbackChatTemplate } from './samples.ts';
 import { loadPromptFixtures, writeParquetFile } from './test-helpers.ts';
+import { datasetRejection as rejection } from '../tests/support/errors.ts';
 
 const fixtures = loadPromptFixtures();
 const fixtureRow = (name: string) => fixtures.rows.find((r) => r.name === name)!;
 
-async function rejection(promise: Promise<unknown>): Promise<DatasetError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(DatasetError);
-    return error as DatasetError;
-  }
-  throw new Error('expected a DatasetError');
-}
 
 describe('parseSampleId (§5)', () => {
   it('splits at the last two colons', () => {

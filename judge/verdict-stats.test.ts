@@ -25,9 +25,9 @@ import {
   type RandbelowSource,
   stratumGroups,
   VerdictError,
-  type VerdictErrorCode,
   zUpper,
 } from './verdict-stats.ts';
+import { verdictCodeOf as codeOf } from '../tests/support/errors.ts';
 
 interface BootstrapVector {
   name: string;
@@ -79,14 +79,6 @@ function scripted(draws: readonly number[]): RandbelowSource & { asked: number[]
   };
 }
 
-function codeOf(fn: () => unknown): VerdictErrorCode | 'no error' | 'other error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (error) {
-    return error instanceof VerdictError ? error.code : 'other error';
-  }
-}
 
 const strataOf = (v: BootstrapVector) => (v.strata ? { strata: v.strata } : {});
 
@@ -316,7 +308,13 @@ describe('cluster (trajectory) bootstrap — product extension', () => {
   it('draws C = 3 clusters per replicate and averages their samples (hand-computed replicate)', () => {
     const draws = [2, 0, 2]; // clusters c, a, c ⇒ (0.0 + 1.0 + 0.2 + 0.4 + 0.0 + 1.0) / 6
     let k = 0;
-    const rng = { randbelow: (n: number) => (expect(n).toBe(3), draws[k++ % 3] as number), genrandUint32: () => 0 };
+    const rng = {
+      randbelow: (n: number) => {
+        expect(n).toBe(3);
+        return draws[k++ % 3] as number;
+      },
+      genrandUint32: () => 0,
+    };
     const means = bootstrapMeans(deltas, { replicates: 1, rng, clusters });
     expect(means[0]).toBe((0.0 + 1.0 + (0.2 + 0.4) + (0.0 + 1.0)) / 6);
   });

@@ -8,12 +8,11 @@ import {
   marginVerdict,
   validFractionMet,
   type VerdictInput,
-  VerdictError,
-  type VerdictErrorCode,
   verdictScoresFromDuel,
   WIN_POLICIES,
 } from './verdict.ts';
 import { bootstrapSeed, pairedBootstrapLcb, pairedDeltasV1 } from './verdict-stats.ts';
+import { verdictCodeOf as codeOf } from '../tests/support/errors.ts';
 
 interface Vectors {
   bootstrap: { name: string; scores: number[]; seed: string; winLcb: number; cltLcb: number | null; meanD: number; stdevD: number | null }[];
@@ -21,14 +20,6 @@ interface Vectors {
 }
 const vectors = JSON.parse(readFileSync(new URL('../tests/fixtures/verdict/vectors.json', import.meta.url), 'utf8')) as Vectors;
 
-function codeOf(fn: () => unknown): VerdictErrorCode | 'no error' | 'other error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (error) {
-    return error instanceof VerdictError ? error.code : 'other error';
-  }
-}
 
 /** A small eval: 8 scored samples of 10, challenger slightly ahead. */
 function input(overrides: Partial<VerdictInput> = {}): VerdictInput {

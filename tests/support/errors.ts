@@ -1,0 +1,24 @@
+import { expect } from 'vitest';
+import { DatasetError } from '../../dataset/errors.ts';
+import { VerdictError, type VerdictErrorCode } from '../../judge/verdict-stats.ts';
+
+/** Awaits `promise` and returns the DatasetError it rejects with (fails the test otherwise). */
+export async function datasetRejection(promise: Promise<unknown>): Promise<DatasetError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(DatasetError);
+    return error as DatasetError;
+  }
+  throw new Error('expected a DatasetError');
+}
+
+/** The VerdictError code `fn` throws, or what happened instead. */
+export function verdictCodeOf(fn: () => unknown): VerdictErrorCode | 'no error' | 'other error' {
+  try {
+    fn();
+    return 'no error';
+  } catch (error) {
+    return error instanceof VerdictError ? error.code : 'other error';
+  }
+}
