@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { aggregate, type CounterbalanceMode } from './judge-actor.ts';
+import { aggregate, type CounterbalanceMode, DEFAULT_COUNTERBALANCE } from './judge-actor.ts';
 import { pyMean } from './py-numbers.ts';
 import { scoredSamplesFromRecords, scoringInputsHash, type ScoringInputs } from './scoring-hash.ts';
 import { METRIC_KEYS, type JudgeDuelResult, type JudgeOrder, type JudgeResult, type JudgeSampleRecord, type MetricKey } from './types.ts';
@@ -268,7 +268,8 @@ export function parseVerdictJson(bytes: Uint8Array): RecordedVerdict {
   const si = obj(raw.scoring_inputs, `${where}.scoring_inputs`);
   const protocolVersion = str(si.protocol_version, `${where}.scoring_inputs.protocol_version`);
   if (protocolVersion !== 'v1') bad(`${where}.scoring_inputs.protocol_version`, `only v1 runs can be replayed (got ${JSON.stringify(protocolVersion)})`);
-  const counterbalance = raw.counterbalance === undefined ? 'both-orders' : str(raw.counterbalance, `${where}.counterbalance`);
+  // A verdict without the field was written by a protocol-v1 host, whose default is split-half (duel.md §9.2).
+  const counterbalance = raw.counterbalance === undefined ? DEFAULT_COUNTERBALANCE : str(raw.counterbalance, `${where}.counterbalance`);
   if (counterbalance !== 'both-orders' && counterbalance !== 'split-half') bad(`${where}.counterbalance`, `unknown mode ${JSON.stringify(counterbalance)}`);
   return {
     raw,
