@@ -1,7 +1,7 @@
 /**
- * The chain boundary the backend depends on. Implementations: `DevChainClient` (the local stand-in,
- * `chain/devnet/`) now; a `@polkadot/api` subtensor client (spec/chain.md) later. Services must only
- * use this interface, never an implementation directly.
+ * The chain boundary the backend depends on, implemented by `Subtensor` (chain/subtensor.ts, the
+ * `@polkadot/api` client of spec/chain.md) against finney or the local dev chain alike. Services must
+ * only use this interface, never an implementation directly.
  */
 import { type FaultCode, type StageFault, stageFault } from '../core/faults.ts';
 

@@ -165,7 +165,7 @@ export async function sendAndWait(api: ApiPromise, signed: SubmittableExtrinsic<
         .catch((error: unknown) => {
           const message = error instanceof Error ? error.message : String(error);
           // Pool rejections arrive as RPC errors: 1010 invalid, 1011 unknown, 1012 banned, 1013 already imported.
-          const code: ExtrinsicErrorCode = /^\s*101[0-4]\b|Invalid Transaction|Transaction|Priority is too low/i.test(message) ? 'invalid' : 'rpc_failed';
+          const code: ExtrinsicErrorCode = /^\s*101[0-4]\b|Transaction|Priority is too low/i.test(message) ? 'invalid' : 'rpc_failed';
           settle(() => reject(new ExtrinsicError(code, `submission of ${extrinsicHash} failed: ${message}`, extrinsicHash, null, { cause: error })));
         });
     });

@@ -27,6 +27,8 @@ export class MetagraphMirror {
   private readonly hotkeyByUid = new Map<number, string>();
   private readonly regByUid = new Map<number, number>();
   private readonly uidByKey = new Map<string, number>();
+  /** hotkey → neuron, rebuilt only after a sync that changed something (the reader asks every poll). */
+  private index: Map<string, Neuron> | null = null;
 
   constructor(
     port: RawStoragePort,
@@ -51,7 +53,9 @@ export class MetagraphMirror {
     for (const [key, value] of regs.upserted) this.regByUid.set(this.uid(key), this.codec.blockOfValue(value));
     for (const key of regs.removed) this.regByUid.delete(this.uid(key));
     for (const key of [...keys.removed, ...regs.removed]) this.uidByKey.delete(key);
-    return keys.upserted.size + keys.removed.length + regs.upserted.size + regs.removed.length > 0;
+    const changed = keys.upserted.size + keys.removed.length + regs.upserted.size + regs.removed.length > 0;
+    if (changed) this.index = null;
+    return changed;
   }
 
   private uid(key: string): number {
@@ -68,8 +72,9 @@ export class MetagraphMirror {
   }
 
   /** hotkey → neuron (spec §3.2). */
-  byHotkey(): Map<string, Neuron> {
-    return new Map(this.neurons().map((n) => [n.hotkey, n]));
+  byHotkey(): ReadonlyMap<string, Neuron> {
+    this.index ??= new Map(this.neurons().map((n) => [n.hotkey, n]));
+    return this.index;
   }
 
   invalidate(): void {

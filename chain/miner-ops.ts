@@ -186,8 +186,8 @@ async function landedCommitBlock(chain: Subtensor, c: CommitRequest, ours: { pay
     if (!ours.encrypted && stored.raw.some((bytes) => new TextDecoder().decode(bytes) === ours.payload)) return stored.block;
   }
   if (!ours.encrypted) return null;
-  for (const r of await chain.revealedCommitments(c.netuid)) {
-    if (r.hotkey !== c.hotkey.address || r.block <= ours.sinceBlock) continue;
+  for (const r of await chain.revealedCommitmentsOf(c.netuid, c.hotkey.address)) {
+    if (r.block <= ours.sinceBlock) continue;
     const parsed = parseReveal(r.bytes);
     if (parsed.ok && parsed.payload === ours.payload) return stored?.block ?? r.block;
   }
@@ -227,9 +227,8 @@ export async function waitForReveal(
 ): Promise<number> {
   const deadline = Date.now() + (w.timeoutMs ?? DEFAULT_REVEAL_WAIT_MS);
   for (;;) {
-    const reveals = await chain.revealedCommitments(w.netuid);
-    for (const r of reveals) {
-      if (r.hotkey !== w.hotkey || r.block < w.sinceBlock) continue;
+    for (const r of await chain.revealedCommitmentsOf(w.netuid, w.hotkey)) {
+      if (r.block < w.sinceBlock) continue;
       const parsed = parseReveal(r.bytes);
       if (parsed.ok && parsed.payload === w.payload) return r.block;
     }

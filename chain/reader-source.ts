@@ -42,7 +42,12 @@ export function readerCodecs(registry: Registry, entryOf: EntryOf, netuid: numbe
     storageKey.setMeta(entry.meta, entry.section, entry.method);
     return storageKey.args;
   };
-  const revealArgs = (key: string) => argsOf(required('commitments', 'revealedCommitments'))(key);
+  // Resolved on first use: on runtimes without the item no reveal key is ever decoded.
+  let revealedArgs: ((key: string) => Codec[]) | undefined;
+  const revealArgs = (key: string) => {
+    revealedArgs ??= argsOf(required('commitments', 'revealedCommitments'));
+    return revealedArgs(key);
+  };
   const commitmentArgs = argsOf(commitmentOf);
   const keysArgs = argsOf(keys);
   return {
@@ -55,7 +60,7 @@ export function readerCodecs(registry: Registry, entryOf: EntryOf, netuid: numbe
     revealCodec: {
       hotkeyOfKey: (key) => String(revealArgs(key)[1]),
       decodeEntries: (hex) =>
-        (decodeStorageValue(registry, required('commitments', 'revealedCommitments'), hex) as unknown as Array<[Codec, Num]>).map(([bytes, block]) => ({
+        (decodeStorageValue(registry, revealed ?? required('commitments', 'revealedCommitments'), hex) as unknown as Array<[Codec, Num]>).map(([bytes, block]) => ({
           bytes: bytes.toU8a(true),
           block: block.toNumber(),
         })),

@@ -174,7 +174,7 @@ export class ChainReader {
     this.seeded = true;
   }
 
-  private async process(reveal: RevealEntry, at: number, neurons: Map<string, Neuron>, parse: ParseRevealOptions): Promise<'ingested' | 'ignored' | 'skipped'> {
+  private async process(reveal: RevealEntry, at: number, neurons: ReadonlyMap<string, Neuron>, parse: ParseRevealOptions): Promise<'ingested' | 'ignored' | 'skipped'> {
     const o = this.o;
     if (reveal.block < (o.startBlock ?? 0)) return 'skipped';
     const ignoreTo = o.ignoreCommitsToBlock ?? 0;

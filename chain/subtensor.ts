@@ -25,6 +25,9 @@ import type { RawStoragePort } from './storage-mirror.ts';
 import { encryptWeightsCommit } from './weights-commit.ts';
 import { weightsRateLimitAllows } from './weights.ts';
 
+/** A `RevealedCommitments` value as polkadot.js decodes it (`Option` on some runtimes). */
+type RevealedValue = Option<Vec<ITuple<[Bytes, u64]>>> | Vec<ITuple<[Bytes, u64]>>;
+
 /** SS58 of 32 zero bytes: `Owner(hotkey)`'s default, meaning "no owner" (spec §1). */
 export const ZERO_ACCOUNT_SS58 = '5C4hrfjw9DjXZTzV3MwzrrAr9P1MJhSrvWGWqi1eSuyUpnhM';
 /** @default 30000 — how long `connectSubtensor` waits for the first connection and metadata. */
@@ -202,17 +205,29 @@ export class Subtensor implements ChainClient {
 
   async revealedCommitments(netuid: number, atBlock?: number): Promise<RevealedCommitment[]> {
     const at = await this.atBlock(atBlock);
-    const entries = (await storageItem(at, 'commitments', 'revealedCommitments').entries(netuid)) as unknown as Array<[StorageKey<[u16, AccountId32]>, Option<Vec<ITuple<[Bytes, u64]>>> | Vec<ITuple<[Bytes, u64]>>]>;
+    const entries = (await storageItem(at, 'commitments', 'revealedCommitments').entries(netuid)) as unknown as Array<[StorageKey<[u16, AccountId32]>, RevealedValue]>;
     const out: RevealedCommitment[] = [];
-    for (const [key, value] of entries) {
-      const hotkey = key.args[1].toString();
-      const list = 'isSome' in value ? (value.isSome ? value.unwrap() : []) : value;
-      for (const [bytes, block] of list) {
-        const n = block.toNumber();
-        out.push({ hotkey, block: n, blockHash: await this.blockHash(n), bytes: bytes.toU8a(true) });
-      }
-    }
+    for (const [key, value] of entries) out.push(...(await this.revealedEntries(key.args[1].toString(), value)));
     return out.sort((a, b) => a.block - b.block);
+  }
+
+  /**
+   * One hotkey's `RevealedCommitments(netuid, hotkey)`, oldest first: a single storage read, for callers
+   * that wait on their own reveal (the miner CLI) instead of the whole map.
+   */
+  async revealedCommitmentsOf(netuid: number, hotkey: string): Promise<RevealedCommitment[]> {
+    const value = (await storageItem(this.api, 'commitments', 'revealedCommitments')(netuid, hotkey)) as unknown as RevealedValue;
+    return (await this.revealedEntries(hotkey, value)).sort((a, b) => a.block - b.block);
+  }
+
+  private async revealedEntries(hotkey: string, value: RevealedValue): Promise<RevealedCommitment[]> {
+    const list = 'isSome' in value ? (value.isSome ? value.unwrap() : []) : value;
+    const out: RevealedCommitment[] = [];
+    for (const [bytes, block] of list) {
+      const n = block.toNumber();
+      out.push({ hotkey, block: n, blockHash: await this.blockHash(n), bytes: bytes.toU8a(true) });
+    }
+    return out;
   }
 
   async uidOf(netuid: number, hotkey: string, atBlock?: number): Promise<number | null> {

@@ -230,3 +230,13 @@ export async function devKeys(): Promise<(uri: string) => KeyringPair> {
   const keyring = new Keyring({ type: 'sr25519', ss58Format: 42 });
   return (uri) => keyring.addFromUri(uri);
 }
+
+/** Rejection of `promise` (fails the test if it resolves). */
+export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  const outcome = await promise.then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  if (outcome === null) throw new Error('expected a rejection, got success');
+  return outcome;
+}

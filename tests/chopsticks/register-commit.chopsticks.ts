@@ -22,20 +22,11 @@ import { connectSubtensor, type Subtensor } from '../../chain/subtensor.ts';
 import { inTx } from '../../persistence/db.ts';
 import { insertSubmission, type NewReveal } from '../../persistence/submissions.ts';
 import { freshDatabase, testServers } from '../support/pg.ts';
-import { CHOPSTICKS_ENABLED, type Chopsticks, devKeys, NETUID, startChopsticks, TAO } from './harness.ts';
+import { CHOPSTICKS_ENABLED, type Chopsticks, devKeys, NETUID, rejectionOf, startChopsticks, TAO } from './harness.ts';
 
 const REPO = 'example/albedo-qwen3.6-35b-demo';
 const DIGEST = `sha256:${'0'.repeat(64)}`;
 
-/** Rejection of `promise` (fails the test if it resolves). */
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  const outcome = await promise.then(
-    () => null,
-    (e: unknown) => e as Error,
-  );
-  if (outcome === null) throw new Error('expected a rejection, got success');
-  return outcome;
-}
 
 describe.skipIf(!CHOPSTICKS_ENABLED)('chopsticks spec 218: burned_register, Raw set_commitment, chain reader', () => {
   let node: Chopsticks;

@@ -16,19 +16,11 @@ import { ExtrinsicError, sendAndWait, signOnce } from '../../chain/extrinsics.ts
 import { burnedRegister } from '../../chain/miner-ops.ts';
 import { call, storageItem } from '../../chain/pallets.ts';
 import { connectSubtensor, type Subtensor, toWeightChainError } from '../../chain/subtensor.ts';
-import { CHOPSTICKS_ENABLED, type Chopsticks, devKeys, NETUID, startChopsticks, TAO } from './harness.ts';
+import { CHOPSTICKS_ENABLED, type Chopsticks, devKeys, NETUID, rejectionOf, startChopsticks, TAO } from './harness.ts';
 
 /** SDK 10.3.0 convention (spec §6.2 step 3). */
 const VERSION_KEY = 10_003_000;
 
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  const outcome = await promise.then(
-    () => null,
-    (e: unknown) => e as Error,
-  );
-  if (outcome === null) throw new Error('expected a rejection, got success');
-  return outcome;
-}
 
 describe.skipIf(!CHOPSTICKS_ENABLED)('chopsticks spec 218: set_weights, rate limit, version key', () => {
   let node: Chopsticks;
