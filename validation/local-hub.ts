@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseModelRef } from './model-ref.ts';
@@ -22,10 +23,72 @@ export interface HubRequest {
 }
 
 /**
- * Returns an HTTP status to answer instead, `'hang'` to never answer, `'ignore-range'` to answer
- * 200 with the whole file, or undefined to serve normally.
+ * An injected fault: an HTTP status to answer instead, `'hang'` to never answer, `'ignore-range'`
+ * to answer 200 with the whole file, `'reset'` to send the headers and half the body then destroy
+ * the socket, `'slow'` to trickle the body in {@link SLOW_CHUNK_BYTES} pieces every
+ * {@link SLOW_CHUNK_INTERVAL_MS}.
  */
-export type HubInterceptor = (req: HubRequest) => number | 'hang' | 'ignore-range' | undefined;
+export type HubFault = number | 'hang' | 'ignore-range' | 'reset' | 'slow';
+
+/** Returns a fault to inject, or undefined to serve normally. */
+export type HubInterceptor = (req: HubRequest) => HubFault | undefined;
+
+/** Bytes per write of a `'slow'` body. @default 64 */
+export const SLOW_CHUNK_BYTES = 64;
+/** Pause between writes of a `'slow'` body. @default 20 */
+export const SLOW_CHUNK_INTERVAL_MS = 20;
+
+/**
+ * Writes a successful body honouring the `'reset'` / `'slow'` faults (other faults are handled
+ * before a body is chosen). Shared by the HF hub and the OCI registry doubles.
+ */
+export function writeBody(res: ServerResponse, status: number, body: Uint8Array, headers: Record<string, string>, fault: HubFault | undefined): void {
+  res.writeHead(status, { 'Content-Length': String(body.byteLength), ...headers });
+  if (fault === 'reset') {
+    // Half the body, flushed, then a hard socket close: the client sees a truncated body.
+    res.write(body.subarray(0, Math.floor(body.byteLength / 2)), () => res.socket?.destroy());
+    return;
+  }
+  if (fault === 'slow') {
+    let at = 0;
+    const tick = () => {
+      if (res.destroyed) return;
+      if (at >= body.byteLength) {
+        res.end();
+        return;
+      }
+      const piece = body.subarray(at, at + SLOW_CHUNK_BYTES);
+      at += piece.byteLength;
+      res.write(piece);
+      setTimeout(tick, SLOW_CHUNK_INTERVAL_MS);
+    };
+    tick();
+    return;
+  }
+  res.end(body);
+}
+
+/** Counts requests by URL path (without the query), for tests proving what was (re-)fetched. */
+export class RequestCounter {
+  private readonly counts = new Map<string, number>();
+  add(rawUrl: string): void {
+    const path = new URL(rawUrl, 'http://local').pathname;
+    this.counts.set(path, (this.counts.get(path) ?? 0) + 1);
+  }
+  /** Requests seen for an exact path (e.g. `/v2/a/b/blobs/sha256:…`). */
+  count(path: string): number {
+    return this.counts.get(path) ?? 0;
+  }
+  /** Sum over paths containing `fragment`. */
+  countMatching(fragment: string): number {
+    let n = 0;
+    for (const [p, c] of this.counts) if (p.includes(fragment)) n += c;
+    return n;
+  }
+  reset(): void {
+    this.counts.clear();
+  }
+}
 
 export interface LocalHubOptions {
   readonly root: string;
@@ -43,6 +106,8 @@ export interface LocalHub {
   readonly url: string;
   /** The last 1000 requests with the status answered (0 for hung ones). */
   readonly requests: Array<HubRequest & { status: number }>;
+  /** Every request counted by path (unbounded only by the number of distinct paths). */
+  readonly counter: RequestCounter;
   setInterceptor(intercept: HubInterceptor | undefined): void;
   close(): Promise<void>;
 }
@@ -82,6 +147,7 @@ function classify(method: string, rawUrl: string): HubRequest {
 export async function startLocalHub(options: LocalHubOptions): Promise<LocalHub> {
   const store = new LocalDirStore(options.root);
   const requests: Array<HubRequest & { status: number }> = [];
+  const counter = new RequestCounter();
   let intercept = options.intercept;
   const signal = new AbortController().signal;
 
@@ -90,15 +156,15 @@ export async function startLocalHub(options: LocalHubOptions): Promise<LocalHub>
     if (requests.length > 1000) requests.shift();
   };
 
-  const send = (res: ServerResponse, req: HubRequest, status: number, body: string | Uint8Array = '', headers: Record<string, string> = {}) => {
+  const send = (res: ServerResponse, req: HubRequest, status: number, body: string | Uint8Array = '', headers: Record<string, string> = {}, fault?: HubFault) => {
     log(req, status);
-    res.writeHead(status, { 'Content-Length': String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength), ...headers });
-    res.end(body);
+    writeBody(res, status, typeof body === 'string' ? Buffer.from(body) : body, headers, fault);
   };
 
   const handle = async (inc: IncomingMessage, res: ServerResponse) => {
     const base = classify(inc.method ?? 'GET', inc.url ?? '/');
     const req: HubRequest = { ...base, range: typeof inc.headers.range === 'string' ? inc.headers.range : null };
+    counter.add(req.url);
     if (options.token && inc.headers.authorization !== `Bearer ${options.token}`) return send(res, req, 401, '{"error":"unauthorized"}');
     const injected = intercept?.(req);
     if (injected === 'hang') {
@@ -120,7 +186,14 @@ export async function startLocalHub(options: LocalHubOptions): Promise<LocalHub>
         for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
       }
       const entries: unknown[] = [...dirs].map((d) => ({ type: 'directory', oid: '0'.repeat(40), size: 0, path: d }));
-      for (const f of files) entries.push({ type: 'file', oid: '0'.repeat(40), size: f.size, path: f.path });
+      for (const f of files) {
+        // Like the real hub, LFS files (the weights) expose their sha256 as `lfs.oid`.
+        if (!f.path.endsWith('.safetensors') || f.size === 0) entries.push({ type: 'file', oid: '0'.repeat(40), size: f.size, path: f.path });
+        else {
+          const sha = createHash('sha256').update(await store.readRange(ref, f.path, 0, f.size - 1, signal)).digest('hex');
+          entries.push({ type: 'file', oid: '0'.repeat(40), size: f.size, path: f.path, lfs: { oid: sha, size: f.size, pointerSize: 134 } });
+        }
+      }
       const u = new URL(req.url, 'http://hub.local');
       const cursor = Math.max(0, Number(u.searchParams.get('cursor') ?? '0') || 0);
       const size = options.pageSize ?? entries.length;
@@ -145,13 +218,13 @@ export async function startLocalHub(options: LocalHubOptions): Promise<LocalHub>
     const whole = async () => (size === 0 ? new Uint8Array(0) : store.readRange(ref, file.path, 0, size - 1, signal));
     const m = req.range ? /^bytes=(\d+)-(\d*)$/.exec(req.range) : null;
     if (!m || injected === 'ignore-range') {
-      return send(res, req, 200, await whole(), { 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream' });
+      return send(res, req, 200, await whole(), { 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream' }, injected);
     }
     const start = Number(m[1]);
     const end = Math.min(m[2] ? Number(m[2]) : size - 1, size - 1);
     if (start >= size || end < start) return send(res, req, 416, '', { 'Content-Range': `bytes */${size}` });
     const bytes = await store.readRange(ref, file.path, start, end, signal);
-    return send(res, req, 206, bytes, { 'Accept-Ranges': 'bytes', 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Type': 'application/octet-stream' });
+    return send(res, req, 206, bytes, { 'Accept-Ranges': 'bytes', 'Content-Range': `bytes ${start}-${end}/${size}`, 'Content-Type': 'application/octet-stream' }, injected);
   };
 
   const server = createServer((inc, res) => {
@@ -170,6 +243,7 @@ export async function startLocalHub(options: LocalHubOptions): Promise<LocalHub>
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    counter,
     setInterceptor: (fn) => {
       intercept = fn;
     },

@@ -177,6 +177,32 @@ describe('HfHubStore against the local hub', () => {
     expect((await storeError(store().readJson(model.ref, 'model-00001-of-00002.safetensors', 1 << 20, signal()))).kind).toBe('invalid_json');
   });
 
+  it('exposes the LFS sha256 of weights, streams ranges, and maps a mid-body reset to unavailable', async () => {
+    const files = await store().listFiles(model.ref, signal());
+    const shard = files.find((f) => f.path === 'model-00002-of-00002.safetensors');
+    expect(shard?.sha256).toMatch(/^[0-9a-f]{64}$/);
+    const local = new LocalDirStore(root);
+    const want = Buffer.from(await local.readRange(model.ref, 'model-00002-of-00002.safetensors', 0, 99, signal()));
+    for (const s of [store(), local]) {
+      const parts: Uint8Array[] = [];
+      for await (const c of s.openRange(model.ref, 'model-00002-of-00002.safetensors', 0, 99, signal())) parts.push(c);
+      expect(Buffer.concat(parts).equals(want)).toBe(true);
+    }
+    hub.setInterceptor((r) => (r.kind === 'resolve' && r.range ? 'reset' : undefined));
+    try {
+      const e = await storeError(store().readRange(model.ref, 'model-00002-of-00002.safetensors', 0, 99, signal()));
+      expect(e.kind).toBe('unavailable');
+      const streamed = (async () => {
+        for await (const _ of store().openRange(model.ref, 'model-00002-of-00002.safetensors', 0, 99, signal())) {
+          // drain
+        }
+      })();
+      expect((await storeError(streamed)).kind).toBe('unavailable');
+    } finally {
+      hub.setInterceptor(undefined);
+    }
+  });
+
   it('maps a refused connection to unavailable', async () => {
     const port = await new Promise<number>((resolve) => {
       const s = createServer();

@@ -15,12 +15,29 @@ export interface ModelStore {
   readJson(ref: ModelRef, path: string, maxBytes: number, signal: AbortSignal): Promise<unknown>;
   /** Bytes `start..end` inclusive (HTTP Range semantics); exactly `end − start + 1` bytes or an error. */
   readRange(ref: ModelRef, path: string, start: number, end: number, signal: AbortSignal): Promise<Uint8Array>;
+  /**
+   * Optional streaming form of {@link readRange} for the downloader: yields the bytes `start..end`
+   * in order, in chunks, so a 32 MiB part is never held whole in memory. Yields exactly
+   * `end − start + 1` bytes in total or throws a {@link ModelStoreError}. Unlike `readRange`, the
+   * request timeout covers only the response headers: a slow body is the stall watchdog's business
+   * (spec/validation.md §5), and a 60 s cap on a whole part would fail slow-but-moving links.
+   */
+  openRange?(ref: ModelRef, path: string, start: number, end: number, signal: AbortSignal): AsyncIterable<Uint8Array>;
 }
 
 export interface StoreFile {
   readonly path: string;
   readonly size: number;
+  /**
+   * Expected sha256 of the file's bytes (64 lowercase hex, no `sha256:` prefix) when the store
+   * knows it: the OCI layer digest (Hippius), the pointer's file digest (Hippius chunked layers),
+   * the LFS oid (Hugging Face). The downloader verifies it.
+   */
+  readonly sha256?: string;
 }
+
+/** 64 lowercase hex digits. */
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /**
  * - `not_found`: the store says the repo/revision/file does not exist (HTTP 404). The checks
@@ -63,14 +80,14 @@ export function isSafeRepoPath(path: string): boolean {
   return path.split('/').every((seg) => seg.length > 0 && seg !== '.' && seg !== '..');
 }
 
-function checkRange(start: number, end: number): void {
+export function checkRange(start: number, end: number): void {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
     throw new ModelStoreError('unavailable', `invalid byte range ${start}-${end}`);
   }
   if (end - start + 1 > MAX_RANGE_BYTES) throw new ModelStoreError('too_large', `byte range ${start}-${end} exceeds ${MAX_RANGE_BYTES} bytes`);
 }
 
-function checkPath(path: string): void {
+export function checkPath(path: string): void {
   if (!isSafeRepoPath(path)) throw new ModelStoreError('unavailable', `refusing unsafe repository path ${JSON.stringify(String(path).slice(0, 120))}`);
 }
 
@@ -89,7 +106,7 @@ export function parseJsonBytes(bytes: Uint8Array, what: string): unknown {
   }
 }
 
-function abortError(signal: AbortSignal, what: string): ModelStoreError {
+export function abortError(signal: AbortSignal, what: string): ModelStoreError {
   const reason = signal.reason instanceof Error ? signal.reason.message : 'aborted';
   return new ModelStoreError('unavailable', `${what}: ${reason}`);
 }
@@ -196,6 +213,14 @@ export class LocalDirStore implements ModelStore {
     }
   }
 
+  async *openRange(ref: ModelRef, path: string, start: number, end: number, signal: AbortSignal): AsyncIterable<Uint8Array> {
+    const step = 1024 * 1024;
+    for (let at = start; at <= end; at += step) {
+      if (signal.aborted) throw abortError(signal, `reading ${path}`);
+      yield await this.readRange(ref, path, at, Math.min(end, at + step - 1), signal);
+    }
+  }
+
   private async realModelDir(ref: ModelRef): Promise<string> {
     const dir = this.modelDir(ref);
     let real: string;
@@ -259,18 +284,18 @@ export interface HfHubStoreOptions {
   readonly fetch?: typeof fetch;
 }
 
-function encodePath(p: string): string {
+export function encodePath(p: string): string {
   return p.split('/').map(encodeURIComponent).join('/');
 }
 
 /** 404 ⇒ not_found; 401/403/429/5xx and anything else unexpected ⇒ unavailable (spec §4.1). */
-function statusError(status: number, what: string): ModelStoreError {
+export function statusError(status: number, what: string): ModelStoreError {
   if (status === 404) return new ModelStoreError('not_found', `${what}: HTTP 404`, status);
   return new ModelStoreError('unavailable', `${what}: HTTP ${status}`, status);
 }
 
 /** Reads a response body, refusing more than `max` bytes (the stream is cancelled past the cap). */
-async function readBodyCapped(res: Response, max: number, what: string): Promise<Uint8Array> {
+export async function readBodyCapped(res: Response, max: number, what: string): Promise<Uint8Array> {
   const body = await readBoundedBody(res, max);
   if (body === null) throw new ModelStoreError('too_large', `${what} exceeds ${max} bytes`);
   return body;
@@ -333,13 +358,15 @@ export class HfHubStore implements ModelStore {
       if (!Array.isArray(entries)) throw new ModelStoreError('unavailable', `listing of ${ref.uri}: hub answered with a non-array`);
       for (const e of entries) {
         if (typeof e !== 'object' || e === null) throw new ModelStoreError('unavailable', `listing of ${ref.uri}: malformed entry`);
-        const entry = e as { type?: unknown; path?: unknown; size?: unknown };
+        const entry = e as { type?: unknown; path?: unknown; size?: unknown; lfs?: unknown };
         if (entry.type === 'directory') continue;
         if (entry.type !== 'file' || typeof entry.path !== 'string' || typeof entry.size !== 'number' || !Number.isSafeInteger(entry.size) || entry.size < 0) {
           throw new ModelStoreError('unavailable', `listing of ${ref.uri}: malformed entry`);
         }
         if (out.length >= MAX_LISTED_FILES) throw new ModelStoreError('too_large', `repository lists more than ${MAX_LISTED_FILES} files`);
-        out.push({ path: entry.path, size: entry.size });
+        const lfsOid = typeof entry.lfs === 'object' && entry.lfs !== null ? (entry.lfs as { oid?: unknown; sha256?: unknown }) : undefined;
+        const sha = lfsOid?.sha256 ?? lfsOid?.oid;
+        out.push(typeof sha === 'string' && SHA256_HEX.test(sha) ? { path: entry.path, size: entry.size, sha256: sha } : { path: entry.path, size: entry.size });
       }
       const next = nextLink(res.headers.get('link'));
       url = null;
@@ -385,6 +412,17 @@ export class HfHubStore implements ModelStore {
     return bytes;
   }
 
+  async *openRange(ref: ModelRef, path: string, start: number, end: number, signal: AbortSignal): AsyncIterable<Uint8Array> {
+    checkPath(path);
+    checkRange(start, end);
+    const url = this.resolveUrl(ref, path);
+    const what = `reading ${path} of ${ref.uri}`;
+    const h: Record<string, string> = { Range: `bytes=${start}-${end}`, 'User-Agent': 'albedo-validator' };
+    if (this.options.token) h.Authorization = `Bearer ${this.options.token}`;
+    const res = await fetchHeadersWithTimeout(this.fetchImpl, url, { headers: h, redirect: 'follow' }, signal, this.timeoutMs, what);
+    yield* streamRangeBody(res, url, start, end, signal, what);
+  }
+
   private async request(url: string, headers: Record<string, string>, signal: AbortSignal, what: string): Promise<Response> {
     const h: Record<string, string> = { ...headers, 'User-Agent': 'albedo-validator' };
     if (this.options.token) h.Authorization = `Bearer ${this.options.token}`;
@@ -413,4 +451,80 @@ export class HfHubStore implements ModelStore {
     const detail = cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
     return new ModelStoreError('unavailable', `${what}: transport error (${detail})`, undefined, { cause: error });
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared HTTP helpers (also used by the Hippius store)
+// ---------------------------------------------------------------------------------------------
+
+/** Maps a fetch/body failure to `unavailable` (the caller's abort keeps its reason). */
+export function transportStoreError(error: unknown, signal: AbortSignal, what: string, timeoutMs: number): ModelStoreError {
+  if (error instanceof ModelStoreError) return error;
+  if (signal.aborted) return abortError(signal, what);
+  const name = (error as { name?: string } | undefined)?.name;
+  if (name === 'TimeoutError' || name === 'AbortError') return new ModelStoreError('unavailable', `${what}: timed out after ${timeoutMs} ms`);
+  const cause = (error as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+  const detail = cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
+  return new ModelStoreError('unavailable', `${what}: transport error (${detail})`, undefined, { cause: error });
+}
+
+/**
+ * `fetch` whose timeout covers only the wait for the response headers; the body stays bound to
+ * `signal` alone (streaming reads are watched by the downloader's stall watchdog instead).
+ */
+export async function fetchHeadersWithTimeout(
+  fetchImpl: typeof fetch,
+  url: string,
+  init: Omit<RequestInit, 'signal'>,
+  signal: AbortSignal,
+  timeoutMs: number,
+  what: string,
+): Promise<Response> {
+  const headerDeadline = new AbortController();
+  const timer = setTimeout(() => headerDeadline.abort(new DOMException('header timeout', 'TimeoutError')), timeoutMs);
+  try {
+    return await fetchImpl(url, { ...init, signal: AbortSignal.any([signal, headerDeadline.signal]) });
+  } catch (error) {
+    throw transportStoreError(error, signal, what, timeoutMs);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Streams the body of a Range response: requires 206 and a matching `Content-Range` (when sent),
+ * yields exactly `end − start + 1` bytes or throws `unavailable` (short, long, or broken body).
+ */
+export async function* streamRangeBody(res: Response, url: string, start: number, end: number, signal: AbortSignal, what: string): AsyncIterable<Uint8Array> {
+  if (res.status !== 206) {
+    await res.body?.cancel().catch(() => {});
+    if (res.status === 200) throw new ModelStoreError('unavailable', `server did not honor Range (status 200) for ${url}`, 200);
+    throw statusError(res.status, what);
+  }
+  const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+  if (range && (Number(range[1]) !== start || Number(range[2]) !== end)) {
+    await res.body?.cancel().catch(() => {});
+    throw new ModelStoreError('unavailable', `server answered range ${range[1]}-${range[2]} for requested ${start}-${end} (${url})`, 206);
+  }
+  const want = end - start + 1;
+  if (!res.body) throw new ModelStoreError('unavailable', `${what}: empty range body`, 206);
+  const reader = res.body.getReader();
+  let got = 0;
+  try {
+    for (;;) {
+      let step: ReadableStreamReadResult<Uint8Array>;
+      try {
+        step = await reader.read();
+      } catch (error) {
+        throw transportStoreError(error, signal, what, 0);
+      }
+      if (step.done) break;
+      got += step.value.byteLength;
+      if (got > want) throw new ModelStoreError('unavailable', `${what}: server sent more than the ${want} requested bytes`, 206);
+      yield step.value;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  if (got !== want) throw new ModelStoreError('unavailable', `short range read (${what}): ${got} of ${want} bytes`, 206);
 }
