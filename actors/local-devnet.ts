@@ -21,9 +21,14 @@ import { DEFAULT_LIMITS } from '../machines/submission.ts';
 import type { Db } from '../persistence/db.ts';
 import { bootstrapGenesis } from '../persistence/genesis.ts';
 import { activeReign } from '../persistence/queries.ts';
-import { LocalDirStore } from '../validation/model-store.ts';
+import { S3ArtifactStore } from '../persistence/artifact-store.ts';
+import { startS3Standin } from '../persistence/s3-standin.ts';
+import { dedupConfigFromEnv, openDedupIndex } from '../validation/dedup/index.ts';
+import { HippiusStore } from '../validation/hippius-store.ts';
+import { publishSyntheticRegistryModel, startLocalRegistry } from '../validation/local-registry.ts';
+import { ModelCache } from '../validation/model-cache.ts';
 import { createValidationExecutor } from '../validation/stage.ts';
-import { publishSyntheticModel } from '../validation/synthetic-model.ts';
+import { RoutingModelStore } from '../validation/store-config.ts';
 import { type Backend, startBackend } from './backend.ts';
 import { createSetReignExecutor } from './stages/set-reign.ts';
 import { createWeightSetExecutor } from './stages/weight-set.ts';
@@ -38,6 +43,13 @@ export const DEMO_MODELS = [
   { name: 'carol', repo: 'carol/albedo-qwen3.6-35b-broken', note: 'degenerate output: should fail pre-eval (MINER)' },
   { name: 'dave', repo: 'dave/albedo-qwen3.6-35b-fp32', note: 'F32 weights: should fail validation (weight_dtype)', dtype: 'F32' as const },
   { name: 'erin', repo: 'erin/my-cool-model', note: 'wrong repo name: should fail validation (repo_name)' },
+  {
+    name: 'frank',
+    repo: 'frank/albedo-qwen3.6-35b-copy',
+    note: "the genesis weights with 1 % noise on one tensor: passes upstream's similarity rule, should fail validation (too_similar)",
+    seed: 'genesis',
+    perturb: { tensors: 1, relative: 0.01, noiseSeed: 'frank' },
+  },
 ] as const;
 
 /**
@@ -90,6 +102,7 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
     eval: token(),
     chain: token(),
     provider: token(),
+    registry: token(),
   };
   const tokensFile = join(o.dataDir, 'tokens.json');
   writeFileSync(tokensFile, JSON.stringify({ operator: tokens.operator, reader: tokens.reader }, null, 2));
@@ -116,8 +129,15 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
   log(`[stand-in] judge provider (OpenRouter-compatible, deterministic) at ${provider.url}`);
   const judge = createJudge({ client: new OpenRouterClient({ apiKey: tokens.provider, baseUrl: provider.baseUrl }) });
 
-  const modelsRoot = join(o.dataDir, 'models');
-  const genesis = await publishSyntheticModel(modelsRoot, 'teutonic/albedo-qwen3.6-35b-genesis', { seed: 'genesis' });
+  const registryRoot = join(o.dataDir, 'registry');
+  const registry = await startLocalRegistry({ root: registryRoot, auth: { mode: 'bearer', token: tokens.registry } });
+  log(`[stand-in] Hippius model registry (OCI distribution API, content-addressed; NOT registry.hippius.com) at ${registry.url}`);
+  const s3 = await startS3Standin({ bucket: 'albedo-artifacts', directory: join(o.dataDir, 's3') });
+  log(`[stand-in] artifact bucket (s3rver, real S3 protocol; NOT s3.hippius.com) at ${s3.endpoint}/${s3.bucket}`);
+  const artifacts = new S3ArtifactStore({ endpoint: s3.endpoint, bucket: s3.bucket, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region, forcePathStyle: true });
+  const dedup = await openDedupIndex(dedupConfigFromEnv(process.env), { db: o.db });
+  await dedup.health();
+  const genesis = await publishSyntheticRegistryModel(registryRoot, 'teutonic/albedo-qwen3.6-35b-genesis', { seed: 'genesis' });
   const genesisUid = await chainClient.uidOf(NETUID, keys.genesisKing.address);
   if (genesisUid === null) throw new Error('the dev chain lost its genesis registrations (delete the data dir to start over)');
   const g = await bootstrapGenesis(o.db, { netuid: NETUID, hotkey: keys.genesisKing.address, uid: genesisUid, modelUri: genesis.uri });
@@ -130,7 +150,14 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
     publicReads: cfg.ALBEDO_API_PUBLIC,
     tokens: { operator: tokens.operator, reader: tokens.reader, nodes: { 'gpu-pre-eval-1': tokens.pre, 'gpu-eval-1': tokens.eval } },
     executors: {
-      HIPPIUS: createValidationExecutor({ store: new LocalDirStore(modelsRoot), backends: ['hippius', 'hf'] }),
+      HIPPIUS: createValidationExecutor({
+        store: new RoutingModelStore({ hippius: new HippiusStore({ registry: registry.url, token: tokens.registry }) }),
+        cache: new ModelCache({ root: join(o.dataDir, 'model-cache') }),
+        dedup,
+        artifacts,
+        backends: ['hippius', 'hf'],
+        onWarning: (line) => log(`[validation] warning: ${line}`),
+      }),
       SET_REIGN: createSetReignExecutor({ workerId: 'set-reign-worker', netuid: NETUID }),
       WEIGHT_SET: createWeightSetExecutor({ chain: chainClient, netuid: NETUID, signerHotkey: keys.validator.address, versionKey: 10_003_000, rateLimitBlocks: 3, burnUid: 0, network: 'local-devnet', pollMs: 500, retryBackoffMs: 2_000 }),
     },
@@ -195,7 +222,11 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
           }
           const commit = async (m: (typeof DEMO_MODELS)[number]) => {
             const hotkey = keys.miner(m.name);
-            const published = await publishSyntheticModel(modelsRoot, m.repo, { seed: m.name, ...('dtype' in m ? { dtype: m.dtype } : {}) });
+            const published = await publishSyntheticRegistryModel(registryRoot, m.repo, {
+              seed: 'seed' in m ? m.seed : m.name,
+              ...('dtype' in m ? { dtype: m.dtype } : {}),
+              ...('perturb' in m ? { perturb: m.perturb } : {}),
+            });
             const committed = await commitReveal(chainClient, { netuid: NETUID, hotkey, repo: published.ref.repo, digest: published.ref.digest });
             log(`demo: ${m.name} ${hotkey.address.slice(0, 10)}… (uid ${uids.get(m.name)}) committed ${published.uri} in block ${committed.blockNumber}, reveal round ${committed.revealRound} — ${m.note}`);
             return { committed, hotkey };
@@ -220,6 +251,9 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
       await demo;
       await provider.close();
       await chain.close();
+      await registry.close();
+      await s3.close();
+      await dedup.close();
     },
   };
 }

@@ -12,7 +12,7 @@ export const FAULT_CODES = [
   // validation (MINER)
   'invalid_ref', 'repo_name', 'repo_not_found', 'empty_repo', 'file_manifest', 'weight_dtype', 'safetensors_header',
   'architecture', 'incomplete_repo', 'safetensors_index', 'fingerprint_too_large', 'duplicate', 'too_similar',
-  'hotkey_already_validated', 'hotkey_banned',
+  'hotkey_already_validated', 'hotkey_banned', 'chat_template_hash', 'metadata_hash', 'non_finite_weights',
   // validation (INFRA)
   'list_files_failed', 'preflight_failed', 'download_config_failed', 'architecture_read_failed', 'download_failed',
   'fingerprint_failed', 'weights_hash_failed', 'dedup_backend_failed', 'dedup_index_failed', 'unexpected',

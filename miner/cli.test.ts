@@ -83,6 +83,7 @@ describe('parseInvocation', () => {
         if (spec.default !== undefined) expect(line).toContain(`default ${spec.default}`);
         if (spec.required) expect(line).toContain('required');
       }
+      for (let i = 0; i < (cmd.positionals?.[0] ?? 0); i++) argv.push(`arg${i}`);
       expect(parseInvocation(argv).kind).toBe('run');
       for (const [name] of cmd.env ?? []) expect(help).toContain(name);
       expect(rootHelp()).toContain(`  ${cmd.name}`);
@@ -349,10 +350,10 @@ describe.concurrent('the albedo binary', () => {
   });
 
   it('an unknown command prints usage, exit 2', async () => {
-    const r = await run(['check-model']);
+    const r = await run(['publish']);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('error: unknown command "check-model"\nusage: albedo <command> [flags]\nrun "albedo --help" for the commands\n');
+    expect(r.stderr).toBe('error: unknown command "publish"\nusage: albedo <command> [flags]\nrun "albedo --help" for the commands\n');
   });
 
   it('an unknown flag is a usage error, exit 2', async () => {

@@ -14,8 +14,10 @@
 import { parseArgs } from 'node:util';
 import type { Subtensor } from '../chain/subtensor.ts';
 import { checkCommitCommand } from './commands/check-commit.ts';
+import { checkModelCommand } from './commands/check-model.ts';
 import { commitCommand } from './commands/commit.ts';
 import { evalSetCommand } from './commands/eval-set.ts';
+import { fingerprintCommand } from './commands/fingerprint.ts';
 import { registerCommand } from './commands/register.ts';
 import { verifyCommand } from './commands/verify.ts';
 import { CHAIN_TOKEN_ENV, type ChainTarget, chainHeaders, defaultDotenvFiles, type FlagSpec, loadDotenvFiles, PACKAGE_ROOT, SettingError, UsageError } from './env.ts';
@@ -54,6 +56,8 @@ export interface CommandContext {
 
 export interface CommandSpec {
   readonly name: string;
+  /** Other names that run this command (e.g. upstream's `check-hippius`). */
+  readonly aliases?: readonly string[];
   /** One line for the command list. */
   readonly summary: string;
   /** Usage after `albedo <name> `. */
@@ -70,7 +74,7 @@ export interface CommandSpec {
 }
 
 /** Every subcommand: add a file in miner/commands/ and one line here. */
-export const COMMANDS: readonly CommandSpec[] = [registerCommand, commitCommand, checkCommitCommand, evalSetCommand, verifyCommand];
+export const COMMANDS: readonly CommandSpec[] = [checkModelCommand, fingerprintCommand, registerCommand, commitCommand, checkCommitCommand, evalSetCommand, verifyCommand];
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -176,7 +180,7 @@ export type ParsedInvocation =
   | { readonly kind: 'run'; readonly command: CommandSpec; readonly flags: Flags };
 
 export function findCommand(name: string): CommandSpec | undefined {
-  return COMMANDS.find((c) => c.name === name);
+  return COMMANDS.find((c) => c.name === name || (c.aliases?.includes(name) ?? false));
 }
 
 /** argv (without `node` and the script) → what to do. Pure. */
@@ -259,6 +263,9 @@ export const USER_FACING_ERRORS: ReadonlySet<string> = new Set([
   'ExtrinsicError', // chain/extrinsics.ts
   SettingError.name,
   NonInteractiveError.name,
+  'FingerprintError', // validation/fingerprint.ts
+  'ModelStoreError', // validation/model-store.ts
+  'AlbedoError', // core/faults.ts (CONFIG: an invalid ALBEDO_* setting)
 ]);
 
 /** A thrown value → exit code and the stderr line. Never a stack trace. */

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { type FaultCode, type StageFault, stageFault } from '../core/faults.ts';
 import { type AllowlistProfile, checkFileAllowlist } from './allowlist.ts';
 import { type ArchitectureSpec, bundledArchitectureSpec, checkArchitecture } from './architecture.ts';
 import { checkRepoName, DEFAULT_REPO_NAME_PATTERN, type ModelBackend, type ModelRef, parseModelRef } from './model-ref.ts';
-import { MAX_RANGE_BYTES, type ModelStore, ModelStoreError, type StoreFile } from './model-store.ts';
+import { LocalDirStore, MAX_RANGE_BYTES, type ModelStore, ModelStoreError, type StoreFile } from './model-store.ts';
 import { compareCodePoints, pyReprList, pySorted } from '../core/py-compat.ts';
 import {
   DEFAULT_MAX_SAFETENSORS_HEADER_BYTES,
@@ -26,9 +27,24 @@ import { abortableSleep } from '../core/io.ts';
  */
 
 export const MODEL_CHECKS = ['model_ref', 'repo_name', 'list_files', 'file_manifest', 'safetensors_preflight', 'architecture', 'safetensors_index'] as const;
-export type ModelCheckName = (typeof MODEL_CHECKS)[number];
+/** Step 6b (§6.1) runs only under the `v2` allowlist profile, right after the architecture lock. */
+export const V2_MODEL_CHECKS = ['model_ref', 'repo_name', 'list_files', 'file_manifest', 'safetensors_preflight', 'architecture', 'genesis_pins', 'safetensors_index'] as const;
+export type ModelCheckName = (typeof V2_MODEL_CHECKS)[number];
+
+/** The model checks of a profile, in spec order. */
+export function modelChecksFor(profile: AllowlistProfile): readonly ModelCheckName[] {
+  return profile === 'v2' ? V2_MODEL_CHECKS : MODEL_CHECKS;
+}
+
+/**
+ * The checks `albedo check-model --path` runs on a local directory (spec/miner-cli.md §3): the
+ * validator's own steps minus the reference parsing; `repo_name` only when a repo is given.
+ */
+export function localChecksFor(profile: AllowlistProfile, withRepo: boolean): readonly ModelCheckName[] {
+  return modelChecksFor(profile).filter((n) => n !== 'model_ref' && (withRepo || n !== 'repo_name'));
+}
 /** T4 pre-checks and the final digest reservation run by the stage (validation/stage.ts). */
-export type StageCheckName = 'hotkey_banned' | 'hotkey_already_validated' | 'duplicate_digest' | 'digest_reservation';
+export type StageCheckName = 'hotkey_banned' | 'hotkey_already_validated' | 'duplicate_digest' | 'digest_reservation' | 'download' | 'disk_headers' | 'fingerprint' | 'dedup';
 export type CheckName = ModelCheckName | StageCheckName;
 
 export interface CheckRecord {
@@ -69,7 +85,25 @@ export interface ModelCheckOptions {
   readonly maxIndexBytes?: number;
   /** Called after each check ends (progress events); errors are ignored. */
   readonly onCheck?: (record: CheckRecord) => void | Promise<void>;
+  /** The v2 byte pins (§6.1); required when `allowlistProfile` is `v2`. */
+  readonly genesisPins?: GenesisPins;
 }
+
+/**
+ * §6.1 byte pins: `ALBEDO_CHAT_TEMPLATE_SHA256` and `ALBEDO_GENESIS_FILE_HASHES` (`{file: sha256}`),
+ * and the genesis reference named in mismatch messages.
+ */
+export interface GenesisPins {
+  readonly chatTemplateSha256: string;
+  readonly fileHashes: Readonly<Record<string, string>>;
+  /** e.g. the genesis `model_uri`. */
+  readonly genesisRef: string;
+}
+
+/** The genesis metadata files whose bytes are pinned under v2 (§6.1), in spec order. */
+export const GENESIS_PINNED_FILES = ['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer_config.json', 'tokenizer.json', 'video_preprocessor_config.json'] as const;
+/** Cap on one pinned metadata file (tokenizer.json of the base model is ~11 MB). @default 64 MiB */
+export const DEFAULT_MAX_PINNED_FILE_BYTES = 64 * 1024 * 1024;
 
 export interface ShardSummary {
   readonly name: string;
@@ -220,6 +254,63 @@ async function stepArchitecture(run: Run): Promise<StepOutcome> {
   return passed('config.json matches the architecture lock');
 }
 
+async function readBytes(run: Run, file: StoreFile): Promise<Uint8Array> {
+  if (file.size === 0) return new Uint8Array(0);
+  return confirmed(run, () => run.options.store.readRange(run.ref as ModelRef, file.path, 0, file.size - 1, run.signal));
+}
+
+const sha256Hex = (bytes: Uint8Array | string): string => createHash('sha256').update(bytes).digest('hex');
+
+/** §6.1: the chat template (file and tokenizer_config field) and the genesis metadata files, byte for byte. */
+async function stepGenesisPins(run: Run): Promise<StepOutcome> {
+  const pins = run.options.genesisPins;
+  if (!pins) return infra('unexpected', 'the v2 profile needs ALBEDO_CHAT_TEMPLATE_SHA256 and ALBEDO_GENESIS_FILE_HASHES');
+  const byName = new Map(run.files.map((f) => [f.path, f]));
+  const problems: string[] = [];
+  let templateProblem: string | null = null;
+  try {
+    for (const name of GENESIS_PINNED_FILES) {
+      const want = pins.fileHashes[name];
+      if (want === undefined) continue;
+      const file = byName.get(name);
+      if (!file) {
+        problems.push(`missing required genesis file ${name}`);
+        continue;
+      }
+      if (file.size > DEFAULT_MAX_PINNED_FILE_BYTES) {
+        problems.push(`${name} is ${file.size} bytes (cap ${DEFAULT_MAX_PINNED_FILE_BYTES}; does not match genesis ${pins.genesisRef})`);
+        continue;
+      }
+      const got = sha256Hex(await readBytes(run, file));
+      if (got !== want) problems.push(`${name} sha256 ${got} != ${want} (does not match genesis ${pins.genesisRef})`);
+    }
+    const template = byName.get('chat_template.jinja');
+    if (!template) templateProblem = 'missing required genesis file chat_template.jinja';
+    else if (template.size > DEFAULT_MAX_PINNED_FILE_BYTES) templateProblem = `chat_template.jinja is ${template.size} bytes (cap ${DEFAULT_MAX_PINNED_FILE_BYTES})`;
+    else {
+      const got = sha256Hex(await readBytes(run, template));
+      if (got !== pins.chatTemplateSha256) templateProblem = `chat_template.jinja sha256 ${got} != ${pins.chatTemplateSha256} (does not match genesis ${pins.genesisRef})`;
+    }
+    if (templateProblem === null) {
+      const tc = byName.get('tokenizer_config.json');
+      const cfg = tc ? await confirmed(run, () => run.options.store.readJson(run.ref as ModelRef, tc.path, DEFAULT_MAX_PINNED_FILE_BYTES, run.signal)) : null;
+      const field = cfg !== null && typeof cfg === 'object' && !Array.isArray(cfg) ? (cfg as Record<string, unknown>).chat_template : undefined;
+      if (typeof field !== 'string') templateProblem = 'tokenizer_config.json has no string chat_template';
+      else {
+        const got = sha256Hex(field);
+        if (got !== pins.chatTemplateSha256) templateProblem = `tokenizer_config.json chat_template sha256 ${got} != ${pins.chatTemplateSha256} (does not match genesis ${pins.genesisRef})`;
+      }
+    }
+  } catch (error) {
+    if (error instanceof ModelStoreError && error.kind === 'invalid_json') return miner('metadata_hash', 'tokenizer_config.json is not valid JSON');
+    return storeFault(error, 'download_config_failed', 'reading the pinned metadata files', run);
+  }
+  // The template decides first: it is what the duel renders prompts with.
+  if (templateProblem !== null) return miner('chat_template_hash', templateProblem);
+  if (problems.length > 0) return miner('metadata_hash', problems.join('; '));
+  return passed(`chat template and ${Object.keys(pins.fileHashes).length} genesis file(s) match byte for byte`);
+}
+
 function isStringMap(v: unknown): v is Record<string, string> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
 }
@@ -289,6 +380,7 @@ const STEPS: Record<ModelCheckName, (run: Run, modelUri: string) => Promise<Step
   file_manifest: stepFileManifest,
   safetensors_preflight: stepPreflight,
   architecture: stepArchitecture,
+  genesis_pins: stepGenesisPins,
   safetensors_index: stepIndex,
 };
 
@@ -302,8 +394,35 @@ export function skippedChecks(names: readonly CheckName[], after: string): Check
  * Never throws (a bug in a step becomes INFRA `unexpected`).
  */
 export async function runModelChecks(modelUri: string, options: ModelCheckOptions, signal: AbortSignal): Promise<ModelCheckReport> {
+  return runSteps(modelChecksFor(options.allowlistProfile ?? 'seed-live'), { options, signal, ref: null, files: [], headers: new Map() }, modelUri);
+}
+
+/** A store serving exactly one directory, whatever the reference (the miner's local checkout). */
+class SingleDirectoryStore extends LocalDirStore {
+  override modelDir(): string {
+    return this.root;
+  }
+}
+
+export interface LocalCheckOptions extends Omit<ModelCheckOptions, 'store' | 'backends' | 'allowMutableRef' | 'notFoundRecheckMs'> {
+  /** `--repo`: runs `repo_name` on it. */
+  readonly repo?: string;
+}
+
+/**
+ * The local checks of `albedo check-model --path` (spec/miner-cli.md §3) with the validator's own
+ * step functions on a directory: a local VALID means these deterministic checks pass remotely.
+ */
+export async function runLocalModelChecks(dir: string, options: LocalCheckOptions, signal: AbortSignal): Promise<ModelCheckReport> {
+  const repo = options.repo ?? '';
+  const ref: ModelRef = { repo, digest: 'local', backend: 'hf', mutable: true, uri: repo ? `${repo} (${dir})` : dir };
+  const run: Run = { options: { ...options, store: new SingleDirectoryStore(dir), notFoundRecheckMs: 0 }, signal, ref, files: [], headers: new Map() };
+  return runSteps(localChecksFor(options.allowlistProfile ?? 'seed-live', repo !== ''), run, ref.uri);
+}
+
+async function runSteps(names: readonly ModelCheckName[], run: Run, modelUri: string): Promise<ModelCheckReport> {
+  const { options, signal } = run;
   const cap = options.maxHeaderBytes ?? DEFAULT_MAX_SAFETENSORS_HEADER_BYTES;
-  const run: Run = { options, signal, ref: null, files: [], headers: new Map() };
   const checks: CheckRecord[] = [];
   let fault: StageFault | null = null;
   const notify = async (r: CheckRecord) => {
@@ -315,10 +434,10 @@ export async function runModelChecks(modelUri: string, options: ModelCheckOption
   };
   if (!Number.isSafeInteger(cap) || cap < 2 || cap > MAX_RANGE_BYTES) {
     fault = stageFault('INFRA_FAULT', 'unexpected', `ALBEDO_MAX_SAFETENSORS_HEADER_BYTES must be an integer in [2, ${MAX_RANGE_BYTES}], got ${cap}`);
-    return { checks: skippedChecks(MODEL_CHECKS, 'configuration'), fault, ref: null, files: [], shards: [], nTensors: 0 };
+    return { checks: skippedChecks(names, 'configuration'), fault, ref: null, files: [], shards: [], nTensors: 0 };
   }
-  for (let i = 0; i < MODEL_CHECKS.length; i++) {
-    const name = MODEL_CHECKS[i] as ModelCheckName;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as ModelCheckName;
     let out: StepOutcome;
     try {
       out = signal.aborted ? infra('unexpected', 'validation aborted') : await STEPS[name](run, modelUri);
@@ -332,7 +451,7 @@ export async function runModelChecks(modelUri: string, options: ModelCheckOption
     await notify(record);
     if (!out.ok) {
       fault = out.fault;
-      checks.push(...skippedChecks(MODEL_CHECKS.slice(i + 1), name));
+      checks.push(...skippedChecks(names.slice(i + 1), name));
       break;
     }
   }

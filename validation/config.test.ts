@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { AlbedoError } from '../core/faults.ts';
 import { DEFAULT_REPO_NAME_PATTERN } from './model-ref.ts';
+import type { DedupIndex } from './dedup/index.ts';
+import { ModelCache } from './model-cache.ts';
 import { LocalDirStore } from './model-store.ts';
-import { createValidationExecutor, hfHubStoreFromEnv, validationOptionsFromEnv } from './stage.ts';
+import { createValidationExecutor, validationOptionsFromEnv } from './stage.ts';
+import { hfHubStoreFromEnv } from './store-config.ts';
+
+/** Construction-time checks never touch these. */
+const deps = { store: new LocalDirStore('/tmp'), cache: new ModelCache({ root: '/tmp/albedo-unused-cache' }), dedup: {} as DedupIndex, artifacts: null };
 
 describe('validation worker configuration (spec/config.md)', () => {
   it('has the v1 defaults and the v2 profile', () => {
@@ -10,7 +16,19 @@ describe('validation worker configuration (spec/config.md)', () => {
     expect(v1).toMatchObject({ backends: ['hippius'], allowlistProfile: 'seed-live', allowMutableRef: false, banOnDuplicate: true, hippiusRegistryHost: 'registry.hippius.com' });
     expect(v1.repoPattern).toBe(DEFAULT_REPO_NAME_PATTERN);
     expect(v1.maxStrikes).toBeUndefined();
-    expect(validationOptionsFromEnv({}, 'v2')).toMatchObject({ backends: ['hippius', 'hf'], allowlistProfile: 'v2' });
+    const pins = { ALBEDO_CHAT_TEMPLATE_SHA256: 'a'.repeat(64), ALBEDO_GENESIS_FILE_HASHES: JSON.stringify({ 'config.json': 'b'.repeat(64) }) };
+    expect(validationOptionsFromEnv(pins, 'v2')).toMatchObject({
+      backends: ['hippius', 'hf'],
+      allowlistProfile: 'v2',
+      genesisPins: { chatTemplateSha256: 'a'.repeat(64), fileHashes: { 'config.json': 'b'.repeat(64) }, genesisRef: 'the genesis model' },
+    });
+  });
+
+  it('the v2 profile refuses to start without its byte pins, and bad pins name the variable', () => {
+    expect(() => validationOptionsFromEnv({}, 'v2')).toThrow(/v2 allowlist profile needs ALBEDO_CHAT_TEMPLATE_SHA256 and ALBEDO_GENESIS_FILE_HASHES/);
+    expect(() => validationOptionsFromEnv({ ALBEDO_CHAT_TEMPLATE_SHA256: 'xyz', ALBEDO_GENESIS_FILE_HASHES: '{}' })).toThrow(/ALBEDO_CHAT_TEMPLATE_SHA256 must be 64/);
+    expect(() => validationOptionsFromEnv({ ALBEDO_CHAT_TEMPLATE_SHA256: 'a'.repeat(64), ALBEDO_GENESIS_FILE_HASHES: '[' })).toThrow(/ALBEDO_GENESIS_FILE_HASHES must be a JSON object/);
+    expect(() => validationOptionsFromEnv({ ALBEDO_CHAT_TEMPLATE_SHA256: 'a'.repeat(64), ALBEDO_GENESIS_FILE_HASHES: '{"config.json": 1}' })).toThrow(/ALBEDO_GENESIS_FILE_HASHES\["config.json"\]/);
   });
 
   it('reads overrides and the ALBEDO_HV_MAX_FAILS alias', () => {
@@ -42,9 +60,9 @@ describe('validation worker configuration (spec/config.md)', () => {
   });
 
   it('the executor refuses invalid options and the hub store reads its token', () => {
-    expect(() => createValidationExecutor({ store: new LocalDirStore('/tmp'), maxHeaderBytes: 2 ** 40 })).toThrow(/ALBEDO_MAX_SAFETENSORS_HEADER_BYTES/);
-    expect(() => createValidationExecutor({ store: new LocalDirStore('/tmp'), maxStrikes: -1 })).toThrow(/ALBEDO_HOTKEY_MAX_STRIKES/);
-    expect(() => createValidationExecutor({ store: new LocalDirStore('/tmp'), backends: [] })).toThrow(/ALBEDO_MODEL_BACKENDS/);
+    expect(() => createValidationExecutor({ ...deps, maxHeaderBytes: 2 ** 40 })).toThrow(/ALBEDO_MAX_SAFETENSORS_HEADER_BYTES/);
+    expect(() => createValidationExecutor({ ...deps, maxStrikes: -1 })).toThrow(/ALBEDO_HOTKEY_MAX_STRIKES/);
+    expect(() => createValidationExecutor({ ...deps, backends: [] })).toThrow(/ALBEDO_MODEL_BACKENDS/);
     expect(hfHubStoreFromEnv({ ALBEDO_HF_ENDPOINT: 'http://127.0.0.1:1', HUGGING_FACE_HUB_TOKEN: 't' }).resolveUrl(
       { repo: 'a/b', digest: 'c'.repeat(40), backend: 'hf', mutable: false, uri: '' },
       'config.json',

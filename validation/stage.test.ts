@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,9 @@ import { VALIDATED_OR_LATER } from './hotkey-rules.ts';
 import { type LocalHub, startLocalHub } from './local-hub.ts';
 import type { ModelRef } from './model-ref.ts';
 import { HfHubStore, LocalDirStore, type ModelStore } from './model-store.ts';
+import { LocalDirArtifactStore } from '../persistence/artifact-store.ts';
+import { PostgresDedupIndex } from './dedup/postgres.ts';
+import { ModelCache } from './model-cache.ts';
 import { createValidationExecutor, type ValidationExecutorOptions } from './stage.ts';
 import { publishSyntheticModel, type SyntheticModelOptions } from './synthetic-model.ts';
 
@@ -61,8 +64,10 @@ for (const server of testServers()) {
 
     beforeAll(async () => {
       t = await freshDatabase(server);
-      await bootstrapGenesis(t.db, { netuid: 97, hotkey: 'genesis-hotkey', uid: 0, modelUri: `teutonic/qwen3.6-35b-a3b-genesis@sha256:${'e'.repeat(64)}` });
       root = await mkdtemp(join(tmpdir(), 'albedo-stage-'));
+      // A real genesis on disk: the divergence check compares every candidate with it (spec §9.2).
+      const genesis = await publishSyntheticModel(root, 'teutonic/qwen3.6-35b-a3b-genesis', { seed: 'stage-genesis' });
+      await bootstrapGenesis(t.db, { netuid: 97, hotkey: 'genesis-hotkey', uid: 0, modelUri: genesis.uri });
       hub = await startLocalHub({ root, redirectResolve: true });
     });
     afterAll(async () => {
@@ -72,7 +77,16 @@ for (const server of testServers()) {
     });
 
     async function withPipeline<T>(store: ModelStore, fn: (p: InProcessPipeline) => Promise<T>, extra: Partial<ValidationExecutorOptions> = {}): Promise<T> {
-      const HIPPIUS = createValidationExecutor({ store, notFoundRecheckMs: 20, backends: ['hippius', 'hf'], ...extra });
+      const HIPPIUS = createValidationExecutor({
+        store,
+        cache: new ModelCache({ root: join(root, '.cache') }),
+        dedup: new PostgresDedupIndex(t.db),
+        artifacts: new LocalDirArtifactStore(join(root, '.artifacts')),
+        notFoundRecheckMs: 20,
+        backends: ['hippius', 'hf'],
+        fingerprintThreads: 1,
+        ...extra,
+      });
       const p = await startInProcessPipeline({ db: t.db, executors: { HIPPIUS, ...LATER_STAGES } });
       try {
         return await fn(p);
@@ -129,12 +143,88 @@ for (const server of testServers()) {
         expect(checks.map((c) => c.name)).toEqual([
           'hotkey_banned', 'hotkey_already_validated', 'duplicate_digest',
           'model_ref', 'repo_name', 'list_files', 'file_manifest', 'safetensors_preflight', 'architecture', 'safetensors_index',
-          'digest_reservation',
+          'download', 'disk_headers', 'fingerprint', 'digest_reservation', 'dedup',
         ]);
         expect(checks.every((c) => c.status === 'passed')).toBe(true);
         const progress = await t.db.query("SELECT count(*)::int AS n FROM stage_events e JOIN stage_attempts a ON a.attempt_key = e.attempt_key WHERE a.submission_id = $1 AND e.event_type = 'validation_check'", [id]);
         expect(progress.rows[0].n).toBeGreaterThanOrEqual(8);
+        // spec §1 success result_summary, the fingerprint indexed (and the genesis with it), its artifact recorded
+        expect(attempt.result_summary).toMatchObject({
+          similarity: expect.any(Number),
+          threshold: 0.95,
+          min_divergence: 0.001,
+          n_tensors: 8,
+          weights_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+          model_manifest_uri: `registry.hippius.com/${m.uri}`,
+          fingerprint_uri: expect.stringMatching(/^file:\/\/.*\/fingerprint\.json$/),
+        });
+        expect(attempt.result_summary.divergence).toBeGreaterThan(0.001);
+        const indexed = await t.db.query('SELECT model_uri, weights_hash, dim FROM model_fingerprints ORDER BY model_uri');
+        expect(indexed.rows).toContainEqual({ model_uri: m.uri, weights_hash: attempt.result_summary.weights_hash, dim: 8 });
+        expect(indexed.rows.some((r) => r.model_uri.startsWith('teutonic/'))).toBe(true);
+        const fpArt = await t.db.query("SELECT uri FROM artifacts WHERE submission_id = $1 AND artifact_type = 'FINGERPRINT'", [id]);
+        expect(fpArt.rows).toEqual([{ uri: attempt.result_summary.fingerprint_uri }]);
       });
+    });
+
+    it('issue #5 item 5: a noise-perturbed copy of the genesis that passes the upstream similarity rule is too_similar; a genuine fine-tune passes', async () => {
+      await withPipeline(new RecordingStore(new LocalDirStore(root), null), async (p) => {
+        // 1 of 8 tensors with 1 % relative noise: upstream similarity 7/8 = 0.875 < 0.95, so upstream passes it.
+        const copy = await publish({ seed: 'stage-genesis', perturb: { tensors: 1, relative: 0.01, noiseSeed: 'copy' } });
+        const { id, hotkey } = await submit(p, copy.uri);
+        const row = await settled(id);
+        expect(row).toMatchObject({ state: 'TERMINAL_INVALID', fault_class: 'MINER_FAULT', fault_code: 'too_similar', model_hash: null });
+        const [attempt] = await attempts(id);
+        const dedup = attempt.result_summary.dedup;
+        expect(dedup).toMatchObject({ reason: 'divergence', duplicate_of: expect.stringMatching(/^teutonic\/qwen3\.6-35b-a3b-genesis@/), exact_weights_match: false });
+        expect(dedup.similarity).toBeLessThan(0.95);
+        expect(dedup.divergence).toBeLessThan(0.001);
+        // fault.json at the spec key, with the §9 detail, recorded as VALIDATION_FAULT
+        const fault = await t.db.query("SELECT uri FROM artifacts WHERE submission_id = $1 AND artifact_type = 'VALIDATION_FAULT'", [id]);
+        expect(fault.rows).toHaveLength(1);
+        expect(fault.rows[0].uri).toContain(`/hippius_validation/${hotkey}/${copy.ref.digest.replace(':', '_')}/fault.json`);
+        expect(attempt.result_summary.fault_uri).toBe(fault.rows[0].uri);
+        const body = JSON.parse(await readFile(new URL(fault.rows[0].uri), 'utf8'));
+        expect(body).toMatchObject({ model_uri: copy.uri, hotkey, fault_class: 'MINER_FAULT', fault_code: 'too_similar', reason: 'divergence', same_coldkey: false });
+
+        // Every tensor moved by ~5 %: what a fine-tune looks like to the sampled weights.
+        const tuned = await publish({ seed: 'stage-genesis', perturb: { tensors: 'all', relative: 0.05, noiseSeed: 'tune' } });
+        const ok = await settled((await submit(p, tuned.uri)).id);
+        expect(ok).toMatchObject({ state: 'COMPLETE_LOSS', fault_class: null });
+      });
+    });
+
+    it('the same weights under another digest and hotkey are an exact duplicate (weights_hash gate)', async () => {
+      await withPipeline(new RecordingStore(new LocalDirStore(root), null), async (p) => {
+        const original = await publish({ seed: 'exact-weights' });
+        expect(await settled((await submit(p, original.uri)).id)).toMatchObject({ state: 'COMPLETE_LOSS' });
+        const repack = await publish({ seed: 'exact-weights', extraFiles: { 'README.md': '# same weights, new card\n' } });
+        expect(repack.ref.digest).not.toBe(original.ref.digest);
+        const row = await settled((await submit(p, repack.uri)).id);
+        expect(row).toMatchObject({ state: 'TERMINAL_INVALID', fault_code: 'duplicate' });
+        expect(row.fault_message).toMatch(new RegExp(`^duplicate of ${original.uri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: exact weights match \\(weights_hash\\)`));
+      });
+    });
+
+    it('a dedup backend that fails is INFRA dedup_backend_failed: retried, never a strike', async () => {
+      const index = new PostgresDedupIndex(t.db);
+      let failures = 2;
+      const flaky = Object.assign(Object.create(index) as PostgresDedupIndex, {
+        knn: async (dim: number, vector: readonly number[], k: number) => {
+          if (failures-- > 0) throw new Error('connection reset by the index');
+          return index.knn(dim, vector, k);
+        },
+      });
+      await withPipeline(
+        new RecordingStore(new LocalDirStore(root), null),
+        async (p) => {
+          const { id } = await submit(p, (await publish()).uri);
+          expect(await settled(id)).toMatchObject({ state: 'COMPLETE_LOSS', fault_class: null });
+          const codes = (await attempts(id)).map((a) => a.fault_code);
+          expect(codes).toEqual(['dedup_backend_failed', 'dedup_backend_failed', null]);
+        },
+        { dedup: flaky },
+      );
     });
 
     it('F32 weights are TERMINAL_INVALID weight_dtype with the strike suffix; three strikes ban; a banned hotkey is rejected before any I/O', async () => {
@@ -222,7 +312,8 @@ for (const server of testServers()) {
           expect(row).toMatchObject({ state: 'TERMINAL_INVALID', fault_code: 'duplicate', model_hash: null });
           expect(row.fault_message).toMatch(/validated concurrently by another submission — hotkey is now banned/);
           const checks = (await attempts(id))[0].result_summary.checks as Array<{ name: string; status: string }>;
-          expect(checks.at(-1)).toMatchObject({ name: 'digest_reservation', status: 'failed' });
+          expect(checks.at(-2)).toMatchObject({ name: 'digest_reservation', status: 'failed' });
+          expect(checks.at(-1)).toMatchObject({ name: 'dedup', status: 'skipped' });
         });
       } finally {
         await client.query('ROLLBACK').catch(() => {});

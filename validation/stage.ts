@@ -4,7 +4,18 @@ import type { SubmissionId } from '../core/ids.ts';
 import { type Db, inTx, type Tx } from '../persistence/db.ts';
 import { ALLOWLIST_PROFILES, type AllowlistProfile } from './allowlist.ts';
 import { type ArchitectureSpec, bundledArchitectureSpec, loadArchitectureSpec } from './architecture.ts';
-import { type CheckRecord, MODEL_CHECKS, type ModelCheckReport, runModelChecks, skippedChecks } from './checks.ts';
+import { type ArtifactRecord, type ArtifactStore } from '../persistence/artifact-store.ts';
+import { artifactRowOf, recordArtifact } from '../persistence/artifacts.ts';
+import { type CheckName, type CheckRecord, type GenesisPins, type ModelCheckReport, modelChecksFor, runModelChecks, skippedChecks } from './checks.ts';
+import { type DedupPassDetail, type DedupRules, decideDedup, type LiveReference } from './dedup/decide.ts';
+import { type DedupIndex, dedupConfigFromEnv } from './dedup/index.ts';
+import { DEEP_CHECKS, runDeepChecks } from './deep-checks.ts';
+import { stallSettingsFromEnv } from './download.ts';
+import { putValidationFault, recordValidationFault, validationFaultKey } from './fault-artifact.ts';
+import { fingerprintJson } from './fingerprint.ts';
+import { DIVERGENCE_CORPUS_SALT } from './fingerprint-types.ts';
+import type { ModelCache } from './model-cache.ts';
+import { liveReferences, validatedReferences } from './references.ts';
 import {
   assessMinerFault,
   checkDuplicateDigest,
@@ -28,7 +39,7 @@ import {
   registryHostOf,
   storageBackendOfUri,
 } from './model-ref.ts';
-import { HfHubStore, MAX_RANGE_BYTES, type ModelStore } from './model-store.ts';
+import { MAX_RANGE_BYTES, type ModelStore } from './model-store.ts';
 import { DEFAULT_MAX_SAFETENSORS_HEADER_BYTES } from './safetensors.ts';
 
 /**
@@ -57,6 +68,24 @@ export interface ValidationExecutorOptions {
   readonly notFoundRecheckMs?: number;
   /** Host used in Hippius MODEL_MANIFEST uris. @default 'registry.hippius.com' */
   readonly hippiusRegistryHost?: string;
+  /** v2 byte pins (`ALBEDO_CHAT_TEMPLATE_SHA256`, `ALBEDO_GENESIS_FILE_HASHES`); required under `v2`. */
+  readonly genesisPins?: GenesisPins;
+  /** The model cache of step 7 (`ALBEDO_MODEL_CACHE_DIR`). */
+  readonly cache: ModelCache;
+  /** The dedup index of step 11 (`ALBEDO_DEDUP_BACKEND`). */
+  readonly dedup: DedupIndex;
+  /** `ALBEDO_KNN_CANDIDATES`, `ALBEDO_SIM_THRESHOLD`, `ALBEDO_MIN_DIVERGENCE`, `ALBEDO_SAME_COLDKEY_STRICT`. @default the spec's */
+  readonly dedupRules?: DedupRules;
+  /** Where `fault.json` and `fingerprint.json` go; null skips the uploads (spec: no bucket configured). */
+  readonly artifacts: ArtifactStore | null;
+  /** Stall watchdog per backend (spec §5). @default stallSettingsFromEnv of each backend's defaults */
+  readonly stall?: Partial<Record<ModelBackend, { readonly stallMs: number; readonly stallRetries: number }>>;
+  /** `ALBEDO_MAX_KNN_DIM`. @default DEFAULT_MAX_KNN_DIM */
+  readonly maxKnnDim?: number;
+  /** Fingerprint worker threads. @default both cores */
+  readonly fingerprintThreads?: number;
+  /** Reports a best-effort side effect that failed (an artifact upload): logged, never a verdict. */
+  readonly onWarning?: (message: string) => void;
 }
 
 interface SubmissionRow {
@@ -65,10 +94,21 @@ interface SubmissionRow {
   readonly netuid: number;
   readonly model_uri: string;
   readonly commit_hash: string | null;
+  readonly block_number: string | null;
+  /** The reveal's block hash: the divergence salt the miner cannot know when uploading (§9.2). */
+  readonly block_hash: string | null;
+  readonly coldkey: string | null;
 }
 
 async function readSubmission(db: Db, id: SubmissionId): Promise<SubmissionRow | undefined> {
-  const { rows } = await db.query<SubmissionRow>('SELECT id, hotkey, netuid, model_uri, commit_hash FROM model_submissions WHERE id = $1', [id]);
+  const { rows } = await db.query<SubmissionRow>(
+    `SELECT ms.id, ms.hotkey, ms.netuid, ms.model_uri, ms.commit_hash, ms.block_number::text AS block_number, cc.block_hash, mi.coldkey
+       FROM model_submissions ms
+       LEFT JOIN chain_commits cc ON cc.id = ms.chain_commit_id
+       LEFT JOIN miners mi ON mi.hotkey = ms.hotkey
+      WHERE ms.id = $1`,
+    [id],
+  );
   return rows[0];
 }
 
@@ -88,7 +128,7 @@ async function storeChecks(tx: Tx, ctx: ExecutorContext, summary: Record<string,
   await tx.query('UPDATE stage_attempts SET result_summary = $2 WHERE attempt_key = $1', [ctx.attemptKey, summary]);
 }
 
-function validateOptions(o: ValidationExecutorOptions): void {
+function validateOptions(o: ValidationSettings): void {
   const cap = o.maxHeaderBytes ?? DEFAULT_MAX_SAFETENSORS_HEADER_BYTES;
   if (!Number.isSafeInteger(cap) || cap < 2 || cap > MAX_RANGE_BYTES) {
     throw new AlbedoError('CONFIG', `ALBEDO_MAX_SAFETENSORS_HEADER_BYTES must be an integer in [2, ${MAX_RANGE_BYTES}], got ${cap}`);
@@ -96,6 +136,7 @@ function validateOptions(o: ValidationExecutorOptions): void {
   const strikes = o.maxStrikes ?? DEFAULT_MAX_STRIKES;
   if (!Number.isSafeInteger(strikes) || strikes < 0) throw new AlbedoError('CONFIG', `ALBEDO_HOTKEY_MAX_STRIKES must be a non-negative integer, got ${strikes}`);
   for (const b of o.backends ?? []) if (!MODEL_BACKENDS.includes(b)) throw new AlbedoError('CONFIG', `unknown model backend ${String(b)}`);
+  if (o.allowlistProfile === 'v2' && !o.genesisPins) throw new AlbedoError('CONFIG', 'the v2 allowlist profile needs ALBEDO_CHAT_TEMPLATE_SHA256 and ALBEDO_GENESIS_FILE_HASHES (spec/validation.md §6.1)');
   if ((o.backends ?? ['hippius']).length === 0) throw new AlbedoError('CONFIG', 'ALBEDO_MODEL_BACKENDS is empty');
 }
 
@@ -124,16 +165,51 @@ export function createValidationExecutor(options: ValidationExecutorOptions): In
     }
   };
 
-  const minerFailure = async (ctx: ExecutorContext, sub: SubmissionRow, fault: StageFault, checks: readonly CheckRecord[]): Promise<ExecutorResult> => {
+  const warn = (message: string) => {
+    try {
+      options.onWarning?.(message);
+    } catch {
+      // a logger's failure is not the miner's
+    }
+  };
+
+  /**
+   * `fault.json` (§10) is uploaded before the finaliser (no transaction spans network I/O) and
+   * recorded inside it. It is a record, not a verdict: an upload failure is logged and the fault
+   * stands without `fault_uri` — a storage outage must neither lose nor change a miner's verdict.
+   */
+  const uploadFault = async (sub: SubmissionRow, fault: StageFault, summary: Record<string, unknown>, dedupDetail: Readonly<Record<string, unknown>> | null): Promise<ArtifactRecord | null> => {
+    if (!options.artifacts) return null;
+    try {
+      return await putValidationFault(options.artifacts, {
+        modelUri: sub.model_uri,
+        hotkey: sub.hotkey,
+        digest: digestOf(sub) ?? 'none',
+        blockNumber: sub.block_number === null ? null : Number(sub.block_number),
+        fault,
+        dedupDetail,
+        resultSummary: summary,
+      });
+    } catch (error) {
+      warn(`fault.json for ${sub.model_uri} was not uploaded: ${error instanceof Error ? error.message : String(error)}`);
+      return null;
+    }
+  };
+
+  const minerFailure = async (ctx: ExecutorContext, sub: SubmissionRow, fault: StageFault, checks: readonly CheckRecord[], dedupDetail: Readonly<Record<string, unknown>> | null = null): Promise<ExecutorResult> => {
     const standing = await assessMinerFault(ctx.db, sub.hotkey, sub.id, fault, policy);
     const final = withStandingSuffix(fault, standing);
+    const summary: Record<string, unknown> = { checks, model_uri: sub.model_uri, strikes: standing.strikes, ...(dedupDetail ? { dedup: dedupDetail } : {}) };
+    const uploaded = await uploadFault(sub, final, summary, dedupDetail);
     return {
       outcome: { status: 'failed', fault: final },
       apply: async (tx) => {
-        await recordMinerFault(tx, { hotkey: sub.hotkey, netuid: sub.netuid, submissionId: sub.id, stageAttemptId: await attemptRowId(tx, ctx), fault: final, policy });
+        const stageAttemptId = await attemptRowId(tx, ctx);
+        await recordMinerFault(tx, { hotkey: sub.hotkey, netuid: sub.netuid, submissionId: sub.id, stageAttemptId, fault: final, policy });
         // An invalid submission never holds a digest (a reservation of an earlier, lost attempt).
         await tx.query('UPDATE model_submissions SET model_hash = NULL WHERE id = $1 AND model_hash IS NOT NULL', [sub.id]);
-        await storeChecks(tx, ctx, { checks, model_uri: sub.model_uri, strikes: standing.strikes });
+        if (uploaded) await recordValidationFault(tx, uploaded, { submissionId: sub.id, stageAttemptId });
+        await storeChecks(tx, ctx, { ...summary, fault_uri: uploaded?.uri ?? null });
       },
     };
   };
@@ -143,11 +219,17 @@ export function createValidationExecutor(options: ValidationExecutorOptions): In
     apply: (tx) => storeChecks(tx, ctx, { checks, model_uri: sub.model_uri }),
   });
 
+  const failure = (ctx: ExecutorContext, sub: SubmissionRow, fault: StageFault, checks: readonly CheckRecord[], dedupDetail: Readonly<Record<string, unknown>> | null = null) =>
+    fault.faultClass === 'MINER_FAULT' ? minerFailure(ctx, sub, fault, checks, dedupDetail) : infraFailure(ctx, sub, fault, checks);
+
+  const stallFor = (backend: ModelBackend) => options.stall?.[backend] ?? stallSettingsFromEnv(backend, {});
+
   return async (ctx) => {
     const sub = await readSubmission(ctx.db, ctx.submissionId);
     if (!sub) return { outcome: { status: 'failed', fault: stageFault('INFRA_FAULT', 'unexpected', `submission ${ctx.submissionId} not found`) } };
     const subject: PreCheckSubject = { id: sub.id, hotkey: sub.hotkey, digest: digestOf(sub) };
     const checks: CheckRecord[] = [];
+    const later = (after: readonly CheckName[]) => [...after, 'dedup', 'digest_reservation'] as CheckName[];
 
     // T4: before any store I/O.
     const pre = await runPreChecks(ctx.db, subject);
@@ -156,11 +238,12 @@ export function createValidationExecutor(options: ValidationExecutorOptions): In
       const record: CheckRecord = { name: pre.failure.check, status: 'failed', faultCode: pre.failure.fault.code, detail: pre.failure.fault.message };
       checks.push(record);
       const rest = (['hotkey_banned', 'hotkey_already_validated', 'duplicate_digest'] as const).filter((n) => !pre.passed.includes(n) && n !== pre.failure?.check);
-      checks.push(...skippedChecks([...rest, ...MODEL_CHECKS, 'digest_reservation'], pre.failure.check));
+      checks.push(...skippedChecks(later([...rest, ...modelChecksFor(options.allowlistProfile ?? 'seed-live'), ...DEEP_CHECKS]), pre.failure.check));
       await emit(ctx, record);
       return minerFailure(ctx, sub, pre.failure.fault, checks);
     }
 
+    // Steps 1–6b and 9: everything that needs no full download.
     const report: ModelCheckReport = await runModelChecks(
       sub.model_uri,
       {
@@ -172,28 +255,131 @@ export function createValidationExecutor(options: ValidationExecutorOptions): In
         allowlistProfile: options.allowlistProfile ?? 'seed-live',
         archSpec,
         ...(options.notFoundRecheckMs !== undefined ? { notFoundRecheckMs: options.notFoundRecheckMs } : {}),
+        ...(options.genesisPins ? { genesisPins: options.genesisPins } : {}),
         onCheck: (r) => emit(ctx, r),
       },
       ctx.signal,
     );
     checks.push(...report.checks);
     if (report.fault) {
-      checks.push(...skippedChecks(['digest_reservation'], report.checks.find((c) => c.status === 'failed')?.name ?? 'a check'));
-      return report.fault.faultClass === 'MINER_FAULT' ? minerFailure(ctx, sub, report.fault, checks) : infraFailure(ctx, sub, report.fault, checks);
+      checks.push(...skippedChecks(later([...DEEP_CHECKS]), report.checks.find((c) => c.status === 'failed')?.name ?? 'a check'));
+      return failure(ctx, sub, report.fault, checks);
     }
     const ref = report.ref as ModelRef;
 
-    // T5 guard: reserve the digest now, so the unique index can never fail inside the finaliser.
+    // Steps 7, 8, 10: download, on-disk headers, fingerprint (+ samples under the reveal's block hash).
+    let lastProgress = 0;
+    const deep = await runDeepChecks({
+      store: options.store,
+      cache: options.cache,
+      ref,
+      files: report.files,
+      stall: stallFor(ref.backend),
+      salts: sub.block_hash ? [sub.block_hash] : [],
+      ...(options.maxHeaderBytes !== undefined ? { maxHeaderBytes: options.maxHeaderBytes } : {}),
+      ...(options.maxKnnDim !== undefined ? { maxKnnDim: options.maxKnnDim } : {}),
+      ...(options.fingerprintThreads !== undefined ? { threads: options.fingerprintThreads } : {}),
+      signal: ctx.signal,
+      onCheck: (r) => emit(ctx, r),
+      onDownloadProgress: (p) => {
+        const now = Date.now();
+        if (now - lastProgress < 1000 && p.bytesDone < p.bytesTotal) return;
+        lastProgress = now;
+        ctx.emit({ type: 'validation_download', data: { file: p.file, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, bytesPerSecond: Math.round(p.bytesPerSecond), etaSeconds: p.etaSeconds } }).catch(() => {});
+      },
+    });
+    checks.push(...deep.checks);
+    if (deep.fault || !deep.fingerprint) {
+      checks.push(...skippedChecks(later([]), deep.checks.find((c) => c.status === 'failed')?.name ?? 'a check'));
+      return failure(ctx, sub, deep.fault ?? stageFault('INFRA_FAULT', 'fingerprint_failed', 'no fingerprint'), checks);
+    }
+    const fp = deep.fingerprint;
+
+    // T5 guard: reserve the digest now, so the unique index can never fail inside the finaliser,
+    // and so a concurrent validation's dedup sees this model as a reference from here on.
     const gate = await reserveDigest(ctx, sub, ref.digest);
     const gateRecord: CheckRecord = gate.ok
       ? { name: 'digest_reservation', status: 'passed', detail: `model_hash = ${ref.digest}` }
       : { name: 'digest_reservation', status: 'failed', faultCode: gate.fault.code, detail: gate.fault.message };
     checks.push(gateRecord);
     await emit(ctx, gateRecord);
-    if (!gate.ok) return gate.fault.faultClass === 'MINER_FAULT' ? minerFailure(ctx, sub, gate.fault, checks) : infraFailure(ctx, sub, gate.fault, checks);
+    if (!gate.ok) {
+      checks.push(...skippedChecks(['dedup'], 'digest_reservation'));
+      return failure(ctx, sub, gate.fault, checks);
+    }
 
+    // Step 11 (+ the index write of step 12), serialised across validators: two copies validated at
+    // once must not both pass because neither saw the other.
+    const dd = await withDedupLock(ctx.db, async () => {
+      const index = validatedReferences(options.dedup, ctx.db);
+      let live: LiveReference[] = [];
+      if (sub.block_hash) {
+        try {
+          live = await liveReferences({ db: ctx.db, cache: options.cache, store: options.store, index: options.dedup, salt: sub.block_hash, signal: ctx.signal, ...(options.fingerprintThreads !== undefined ? { threads: options.fingerprintThreads } : {}) });
+        } catch (error) {
+          return { ok: false as const, fault: stageFault('INFRA_FAULT', 'dedup_backend_failed', `reading the kings for the divergence check: ${error instanceof Error ? error.message : String(error)}`), detail: null };
+        }
+      }
+      const decision = await decideDedup(
+        { model_uri: sub.model_uri, hotkey: sub.hotkey, coldkey: sub.coldkey, weights_hash: fp.weightsHash, fingerprint: fp.fingerprint, samples: fp.samples },
+        index,
+        options.dedupRules ?? {},
+        live,
+      );
+      if (!decision.ok) return decision;
+      try {
+        await options.dedup.index({
+          model_uri: sub.model_uri,
+          hotkey: sub.hotkey,
+          coldkey: sub.coldkey,
+          repo: ref.repo,
+          digest: ref.digest,
+          weights_hash: fp.weightsHash,
+          created_at: new Date(),
+          fingerprint: fp.fingerprint,
+          samples: fp.samples.find((x) => x.salt === DIVERGENCE_CORPUS_SALT) ?? null,
+        });
+      } catch (error) {
+        return { ok: false as const, fault: stageFault('INFRA_FAULT', 'dedup_index_failed', `indexing the fingerprint of ${sub.model_uri}: ${error instanceof Error ? error.message : String(error)}`), detail: null };
+      }
+      return decision;
+    });
+    const dedupRecord: CheckRecord = dd.ok
+      ? { name: 'dedup', status: 'passed', detail: dedupPassText(dd.detail), data: { ...dd.detail } }
+      : { name: 'dedup', status: 'failed', faultCode: dd.fault.code, detail: dd.fault.message, ...(dd.detail ? { data: { ...dd.detail } } : {}) };
+    checks.push(dedupRecord);
+    await emit(ctx, dedupRecord);
+    if (!dd.ok) return failure(ctx, sub, dd.fault, checks, dd.detail ? { ...dd.detail } : null);
+
+    // Step 12: the fingerprint as an artifact (best effort, like fault.json), then success.
     const uri = manifestUri(ref, registryHost);
-    const result = { checks, modelHash: ref.digest, modelUri: ref.uri, backend: ref.backend, modelManifestUri: uri, nTensors: report.nTensors, shards: report.shards };
+    let fingerprintRecord: ArtifactRecord | null = null;
+    if (options.artifacts) {
+      try {
+        fingerprintRecord = await options.artifacts.put(fingerprintKey(sub.hotkey, ref.digest), fingerprintJson(fp.fingerprint), { contentType: 'application/json', artifactType: 'FINGERPRINT' });
+      } catch (error) {
+        warn(`fingerprint.json for ${sub.model_uri} was not uploaded: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    const result = {
+      checks,
+      modelHash: ref.digest,
+      modelUri: ref.uri,
+      backend: ref.backend,
+      modelManifestUri: uri,
+      nTensors: fp.nTensors,
+      shards: report.shards,
+      // spec/validation.md §1 success result_summary
+      similarity: dd.detail.similarity,
+      threshold: dd.detail.threshold,
+      divergence: dd.detail.divergence,
+      min_divergence: dd.detail.min_divergence,
+      nearest_model_uri: dd.detail.nearest_model_uri,
+      n_tensors: fp.nTensors,
+      weights_hash: fp.weightsHash,
+      model_manifest_uri: uri,
+      fingerprint_uri: fingerprintRecord?.uri ?? null,
+    };
     return {
       outcome: { status: 'succeeded', result },
       apply: async (tx) => {
@@ -207,9 +393,35 @@ export function createValidationExecutor(options: ValidationExecutorOptions): In
             [sub.id, attemptId, storageBackendOfUri(uri), uri],
           );
         }
+        if (fingerprintRecord) await recordArtifact(tx, artifactRowOf(fingerprintRecord, { submissionId: sub.id, stageAttemptId: attemptId }));
       },
     };
   };
+}
+
+function dedupPassText(d: DedupPassDetail): string {
+  const div = d.divergence === null ? 'no divergence reference' : `divergence ${d.divergence.toFixed(6)} >= ${d.min_divergence}`;
+  return `similarity ${d.similarity.toFixed(6)} < ${d.threshold}; ${div}; ${d.candidates_checked} candidate(s) checked`;
+}
+
+/** `hippius_validation/<hotkey>/<digest ':'→'_'>/fingerprint.json`, next to the fault.json layout of §10. */
+function fingerprintKey(hotkey: string, digest: string): string {
+  return validationFaultKey(hotkey, digest).replace(/fault\.json$/, 'fingerprint.json');
+}
+
+/** Dedup decisions and index writes run one at a time (session advisory lock on a dedicated client). */
+async function withDedupLock<T>(db: Db, run: () => Promise<T>): Promise<T> {
+  const client = await db.connect();
+  try {
+    await client.query("SELECT pg_advisory_lock(hashtext('albedo_dedup'))");
+    try {
+      return await run();
+    } finally {
+      await client.query("SELECT pg_advisory_unlock(hashtext('albedo_dedup'))").catch(() => {});
+    }
+  } finally {
+    client.release();
+  }
 }
 
 type GateResult = { readonly ok: true } | { readonly ok: false; readonly fault: StageFault };
@@ -283,7 +495,11 @@ function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 }
 
 /** Executor options from the environment (everything but the store); invalid values are CONFIG errors. */
-export function validationOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, protocolVersion: 'v1' | 'v2' = 'v1'): Omit<ValidationExecutorOptions, 'store'> {
+/** The executor settings that come from the environment; the store, cache, index and artifact store are built by the caller. */
+export type ValidationSettings = Omit<ValidationExecutorOptions, 'store' | 'cache' | 'dedup' | 'artifacts'>;
+
+/** Executor settings from the environment; invalid values are CONFIG errors. */
+export function validationOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, protocolVersion: 'v1' | 'v2' = 'v1'): ValidationSettings {
   const backendsRaw = env.ALBEDO_MODEL_BACKENDS?.trim() || (protocolVersion === 'v2' ? 'hippius,hf' : 'hippius');
   const backends = backendsRaw.split(',').map((b) => b.trim()).filter(Boolean);
   for (const b of backends) if (!MODEL_BACKENDS.includes(b as ModelBackend)) throw new AlbedoError('CONFIG', `ALBEDO_MODEL_BACKENDS: unknown backend ${JSON.stringify(b)}`);
@@ -291,7 +507,17 @@ export function validationOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, p
   if (!ALLOWLIST_PROFILES.includes(profile as AllowlistProfile)) throw new AlbedoError('CONFIG', `ALBEDO_ALLOWLIST_PROFILE must be seed-live or v2, got ${JSON.stringify(profile)}`);
   const maxStrikes = envInt(env, 'ALBEDO_HOTKEY_MAX_STRIKES') ?? envInt(env, 'ALBEDO_HV_MAX_FAILS');
   const maxHeaderBytes = envInt(env, 'ALBEDO_MAX_SAFETENSORS_HEADER_BYTES');
-  const opts: Omit<ValidationExecutorOptions, 'store'> = {
+  const dedup = dedupConfigFromEnv(env);
+  const opts: ValidationSettings = {
+    dedupRules: {
+      knnCandidates: dedup.knnCandidates,
+      simThreshold: dedup.simThreshold,
+      minDivergence: dedup.minDivergence,
+      sameColdkeyStrict: dedup.sameColdkeyStrict,
+      divergenceNeighbours: dedup.divergenceNeighbours,
+    },
+    maxKnnDim: dedup.maxKnnDim,
+    stall: { hippius: stallSettingsFromEnv('hippius', env), hf: stallSettingsFromEnv('hf', env) },
     repoPattern: compileRepoNamePattern(env.ALBEDO_REPO_NAME_PATTERN),
     backends: backends as ModelBackend[],
     allowMutableRef: envBool(env, 'ALBEDO_ALLOW_MUTABLE_REF', false),
@@ -301,13 +527,29 @@ export function validationOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, p
     ...(maxStrikes !== undefined ? { maxStrikes } : {}),
     ...(maxHeaderBytes !== undefined ? { maxHeaderBytes } : {}),
     ...(env.ALBEDO_ARCH_SPEC?.trim() ? { archSpec: loadArchitectureSpec(env.ALBEDO_ARCH_SPEC.trim()) } : {}),
+    ...(genesisPinsFromEnv(env) ?? {}),
   };
-  validateOptions({ ...opts, store: undefined as unknown as ModelStore });
+  validateOptions(opts);
   return opts;
 }
 
-/** The Hugging Face store from `ALBEDO_HF_ENDPOINT` and `HF_TOKEN` / `HUGGING_FACE_HUB_TOKEN`. */
-export function hfHubStoreFromEnv(env: NodeJS.ProcessEnv = process.env): HfHubStore {
-  const token = env.HF_TOKEN?.trim() || env.HUGGING_FACE_HUB_TOKEN?.trim();
-  return new HfHubStore({ endpoint: env.ALBEDO_HF_ENDPOINT?.trim() || 'https://huggingface.co', ...(token ? { token } : {}) });
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** `ALBEDO_CHAT_TEMPLATE_SHA256` + `ALBEDO_GENESIS_FILE_HASHES` (+ `ALBEDO_GENESIS_MODEL_URI` for messages); both or neither. */
+function genesisPinsFromEnv(env: NodeJS.ProcessEnv): { genesisPins: GenesisPins } | null {
+  const template = env.ALBEDO_CHAT_TEMPLATE_SHA256?.trim().toLowerCase();
+  const filesRaw = env.ALBEDO_GENESIS_FILE_HASHES?.trim();
+  if (!template && !filesRaw) return null;
+  if (!template || !SHA256_HEX.test(template)) throw new AlbedoError('CONFIG', 'ALBEDO_CHAT_TEMPLATE_SHA256 must be 64 lowercase hex digits when ALBEDO_GENESIS_FILE_HASHES is set');
+  let files: unknown;
+  try {
+    files = JSON.parse(filesRaw ?? '');
+  } catch {
+    throw new AlbedoError('CONFIG', 'ALBEDO_GENESIS_FILE_HASHES must be a JSON object {file: sha256}');
+  }
+  if (typeof files !== 'object' || files === null || Array.isArray(files)) throw new AlbedoError('CONFIG', 'ALBEDO_GENESIS_FILE_HASHES must be a JSON object {file: sha256}');
+  for (const [name, hash] of Object.entries(files)) {
+    if (typeof hash !== 'string' || !SHA256_HEX.test(hash)) throw new AlbedoError('CONFIG', `ALBEDO_GENESIS_FILE_HASHES[${JSON.stringify(name)}] must be 64 lowercase hex digits`);
+  }
+  return { genesisPins: { chatTemplateSha256: template, fileHashes: files as Record<string, string>, genesisRef: env.ALBEDO_GENESIS_MODEL_URI?.trim() || 'the genesis model' } };
 }

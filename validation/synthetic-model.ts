@@ -33,6 +33,13 @@ export interface SyntheticModelOptions {
   readonly index?: (index: { metadata: Record<string, unknown>; weight_map: Record<string, string> }) => unknown;
   /** @default the bundled architecture spec */
   readonly archSpec?: ArchitectureSpec;
+  /**
+   * Derives the weights from `seed` and then perturbs them: every element of `tensors` tensors (the
+   * first ones in name order, or all) gets relative noise x·(1 + relative·u), u uniform in [−1, 1)
+   * from `noiseSeed`. A copy with a little noise (what the divergence check catches), or with a
+   * larger delta everywhere, a stand-in for a genuine fine-tune.
+   */
+  readonly perturb?: { readonly tensors: number | 'all'; readonly relative: number; readonly noiseSeed: string };
 }
 
 export interface SyntheticTensorInfo {
@@ -131,14 +138,16 @@ function f32ToF16Bits(v: number): number {
 }
 
 /** Small weights in [−0.05, 0.05) encoded in `dtype` (unknown dtypes get raw bytes, 1 per element). */
-function tensorData(seed: string, name: string, dtype: string, count: number): Uint8Array {
+function tensorData(seed: string, name: string, dtype: string, count: number, noise?: { relative: number; noiseSeed: string }): Uint8Array {
   const item = dtypeItemSize(dtype) ?? 1;
   const raw = prngBytes(seed, name, count * 4);
+  const noiseBytes = noise ? new DataView(prngBytes(noise.noiseSeed, name, count * 4).buffer) : null;
   const out = new Uint8Array(count * item);
   const dv = new DataView(out.buffer);
   const rv = new DataView(raw.buffer);
   for (let i = 0; i < count; i++) {
-    const x = (rv.getUint32(i * 4, true) / 2 ** 32 - 0.5) * 0.1;
+    let x = (rv.getUint32(i * 4, true) / 2 ** 32 - 0.5) * 0.1;
+    if (noise && noiseBytes) x *= 1 + noise.relative * (noiseBytes.getUint32(i * 4, true) / 2 ** 31 - 1);
     if (dtype === 'BF16') dv.setUint16(i * 2, f32Bits(x) >>> 16, true);
     else if (dtype === 'F16') dv.setUint16(i * 2, f32ToF16Bits(x), true);
     else if (dtype === 'F32') dv.setFloat32(i * 4, x, true);
@@ -239,11 +248,14 @@ export async function createSyntheticModel(dir: string, options: SyntheticModelO
   const tensors: SyntheticTensorInfo[] = [];
   const weightMap: Record<string, string> = {};
   let totalSize = 0;
+  const names = groups.flat().map(([name]) => name).sort(compareCodePoints);
+  const perturbed = new Set(options.perturb ? (options.perturb.tensors === 'all' ? names : names.slice(0, options.perturb.tensors)) : []);
   for (let i = 0; i < groups.length; i++) {
     const shard = nShards === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(groups.length).padStart(5, '0')}.safetensors`;
     const encodable = (groups[i] ?? []).map(([name, shape]) => {
       const count = shape.reduce((a, d) => a * d, 1);
-      return { name, dtype, shape, data: tensorData(seed, name, dtype, count) };
+      const noise = options.perturb && perturbed.has(name) ? options.perturb : undefined;
+      return { name, dtype, shape, data: tensorData(seed, name, dtype, count, noise) };
     });
     for (const t of encodable) {
       tensors.push({ shard, name: t.name, dtype, shape: t.shape });

@@ -79,6 +79,8 @@ describe('albedo-validator CLI', () => {
       /carol\/albedo-qwen3\.6-35b-broken\s+PRE_EVAL_RUNNING\s+→ TERMINAL_INVALID\s+\(failed:/,
       /dave\/albedo-qwen3\.6-35b-fp32\s+HIPPIUS_RUNNING\s+→ TERMINAL_INVALID\s+\(weight_dtype:/,
       /erin\/my-cool-model\s+HIPPIUS_RUNNING\s+→ TERMINAL_INVALID\s+\(repo_name:/,
+      // issue #5: a noisy copy of the genesis that upstream's similarity rule lets through
+      /frank\/albedo-qwen3\.6-35b-copy\s+HIPPIUS_RUNNING\s+→ TERMINAL_INVALID\s+\(too_similar:/,
     ];
     const deadline = Date.now() + 120_000;
     while (!expected.every((re) => re.test(out)) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
