@@ -194,7 +194,8 @@ export function buildSample(sampleId: string, row: ParquetRow, turn: number): Sa
 /**
  * §5 step 7 fallback (tests, and hosts without the pinned genesis template): each message as
  * `<|im_start|>{role}\n{content}<|im_end|>`, joined by `\n`, then `\n<|im_start|>assistant\n`.
- * Production prompts use the canonical genesis chat template, which this module does not render.
+ * Production prompts use the pinned canonical genesis chat template: dataset/chat-template.ts, whose
+ * `FALLBACK_CHAT_RENDERER` wraps this function behind the same renderer interface.
  */
 export function renderFallbackChatTemplate(messages: readonly ChatMessage[]): string {
   return `${messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>`).join('\n')}\n<|im_start|>assistant\n`;

@@ -12,6 +12,8 @@ import type { EvalInput, EvalVerdict, PreEvalInput, StageOutcome, StageProgress 
 import { JudgeFault, type JudgeDuelResult, type JudgeGateway } from '../judge/types.ts';
 import { scoredSamplesFromRecords, scoringInputsHash } from '../judge/scoring-hash.ts';
 import { decideVerdict, marginVerdict, type VerdictConfig, VerdictError, type VerdictRecord, verdictScoresFromDuel, WIN_POLICIES, type WinPolicy } from '../judge/verdict.ts';
+import { FALLBACK_CHAT_RENDERER } from '../dataset/chat-template.ts';
+import { renderFallbackChatTemplate } from '../dataset/samples.ts';
 import { type GeneratedSampleRow, writeEvalArtifacts } from './eval-artifacts.ts';
 import { EngineFault, type ChatFn, type ChatMessage } from './engine.ts';
 import { checkResponses, DEFAULT_MAX_REPETITION, DEFAULT_MIN_TOKENS, DEFAULT_MIN_VOCAB_RATIO, stripThinking, type HeuristicResult } from './preeval-heuristics.ts';
@@ -60,6 +62,14 @@ export interface PreEvalDeps {
 export interface EvalPrompt {
   readonly sampleId: string;
   readonly messages: ChatMessage[];
+  /**
+   * The prompt text rendered from `messages` (duel.md §5 step 7; dataset/chat-template.ts
+   * `withRenderedPrompts`): what the judges see and the artifacts record.
+   * @default the §5 fallback rendering of `messages`
+   */
+  readonly prompt?: string;
+  /** sha256 of the chat template `prompt` was rendered with; null for the fallback. @default null */
+  readonly templateSha256?: string | null;
 }
 
 export interface EvalDeps {
@@ -150,10 +160,11 @@ export function selectPreEvalPrompts(pool: readonly string[], blockHash: string,
     .map((entry) => entry.prompt);
 }
 
-/** Chat-template fallback of duel.md §5 step 7: the text form of a conversation shown to judges. */
-export function renderChatPrompt(messages: readonly ChatMessage[]): string {
-  return `${messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>`).join('\n')}\n<|im_start|>assistant\n`;
-}
+/**
+ * The §5 step 7 fallback (dataset/samples.ts), kept under its old name for existing callers; prompts
+ * are rendered by a dataset/chat-template.ts `ChatPromptRenderer`.
+ */
+export const renderChatPrompt: (messages: readonly ChatMessage[]) => string = renderFallbackChatTemplate;
 
 /** Routes each model id to its own engine (king and challenger run on disjoint GPU groups). */
 export function routeChatByModel(routes: Readonly<Record<string, ChatFn>>): ChatFn {
@@ -295,6 +306,11 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
     return remoteEvalFault('remote_worker_failed', `expected ${input.sampleCount} prompts, got ${deps.prompts.length}`);
   }
   const samples = deps.prompts.slice(0, input.sampleCount);
+  // duel.md §5 step 7: one rendering per sample, shared by the judges, the artifacts and the scoring hash.
+  const promptTexts = samples.map((s) => s.prompt ?? FALLBACK_CHAT_RENDERER.render(s.messages));
+  const templateShas = [...new Set(samples.map((s) => (s.prompt === undefined ? FALLBACK_CHAT_RENDERER.templateSha256 : (s.templateSha256 ?? null))))];
+  if (templateShas.length > 1) return remoteEvalFault('remote_worker_failed', `the eval's prompts were rendered with ${templateShas.length} different chat templates`);
+  const chatTemplateSha256 = templateShas[0] ?? null;
   // Every event is kept for progress.jsonl (duel.md §11), in the order it was emitted.
   const hostEvents: StageProgress[] = [];
   const events = orderedEmitter(async (p) => {
@@ -349,7 +365,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
       const c = challenger[i] as Generation;
       const k = king[i] as Generation;
       return c.error === null && k.error === null
-        ? [{ sampleId: sample.sampleId, sampleIndex: i, prompt: renderChatPrompt(sample.messages), kingAnswer: k.text, challengerAnswer: c.text }]
+        ? [{ sampleId: sample.sampleId, sampleIndex: i, prompt: promptTexts[i]!, kingAnswer: k.text, challengerAnswer: c.text }]
         : [];
     });
     if (pairs.length === 0) {
@@ -414,7 +430,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
         const k = king[i] as Generation;
         return {
           sampleId: sample.sampleId,
-          prompt: renderChatPrompt(sample.messages),
+          prompt: promptTexts[i]!,
           kingOutput: k.error === null ? k.text : null,
           challengerOutput: c.error === null ? c.text : null,
           kingError: k.error,
@@ -425,7 +441,15 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
       const written = await writeEvalArtifacts({
         dir: artifactDir,
         evalRunId,
-        request: { ...input, evalRunId, attemptKey: deps.attemptKey ?? null, sampleIds: samples.map((s) => s.sampleId) },
+        // Prompt provenance: the template the prompts were rendered with and each prompt's sha256 (the texts are in the transcript).
+        request: {
+          ...input,
+          evalRunId,
+          attemptKey: deps.attemptKey ?? null,
+          sampleIds: samples.map((s) => s.sampleId),
+          chatTemplateSha256,
+          promptSha256s: promptTexts.map((text) => createHash('sha256').update(text, 'utf8').digest('hex')),
+        },
         events: hostEvents,
         samples: rows,
         records: scored.records,

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GpuNodeAgent } from './agent.ts';
+import { ChatTemplateError, chatRendererFromSettings, chatTemplateSettingsFromEnv, withRenderedPrompts } from '../dataset/chat-template.ts';
 import { createDatasetEvalPrompts } from '../dataset/eval-prompts.ts';
 import { demoEvalPrompts } from './demo-prompts.ts';
 import { stubVllmCommand, VllmManager } from './vllm-manager.ts';
@@ -23,6 +24,11 @@ Options:
   --dataset-manifest F manifest file (env ALBEDO_EVAL_DATASET_MANIFEST_PATH), pinned by
                        ALBEDO_EVAL_DATASET_MANIFEST_HASH (sha256 of its bytes; required with a dataset)
   --sampling-algo ID   sampler (env ALBEDO_EVAL_SAMPLING_ALGO, default swe-zero-manifest-sample-v1)
+  --chat-template P    the canonical genesis chat template (env ALBEDO_CHAT_TEMPLATE_PATH): a
+                       chat_template.jinja, a tokenizer_config.json or a tokenizer directory, pinned by
+                       ALBEDO_CHAT_TEMPLATE_SHA256 (required with it); the node refuses to start when the
+                       template does not match the pin. Without both, prompts use the spec/duel.md §5
+                       step 7 fallback (a labelled local stand-in)
   -h, --help           this text
 
 Without a dataset the EVAL role uses a small fixed demo prompt pool (a labelled local stand-in).
@@ -42,6 +48,7 @@ async function main(): Promise<void> {
       'dataset-root': { type: 'string' },
       'dataset-manifest': { type: 'string' },
       'sampling-algo': { type: 'string' },
+      'chat-template': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -74,6 +81,24 @@ async function main(): Promise<void> {
     process.stderr.write(`[gpu-node] eval prompts: dataset manifest ${manifestPath} (pinned), sampler ${values['sampling-algo'] ?? process.env.ALBEDO_EVAL_SAMPLING_ALGO ?? 'swe-zero-manifest-sample-v1'}\n`);
   } else if (role === 'EVAL') {
     process.stderr.write('[gpu-node] eval prompts: demo pool (LOCAL STAND-IN; pass --dataset-root and --dataset-manifest for the real sampler)\n');
+  }
+  if (role === 'EVAL') {
+    // duel.md §5 step 7: checked before connecting, so a node whose template does not match the pin never takes work.
+    let renderer: Awaited<ReturnType<typeof chatRendererFromSettings>>;
+    try {
+      renderer = await chatRendererFromSettings(chatTemplateSettingsFromEnv(process.env, values['chat-template']));
+    } catch (error) {
+      if (!(error instanceof ChatTemplateError)) throw error;
+      process.stderr.write(`albedo-gpu-node: refusing to start: ${error.message} (${error.code})\n`);
+      process.exit(2);
+    }
+    process.stderr.write(
+      renderer.kind === 'pinned'
+        ? `[gpu-node] chat template: pinned genesis template sha256 ${renderer.templateSha256}\n`
+        : '[gpu-node] chat template: §5 fallback (LOCAL STAND-IN; set --chat-template and ALBEDO_CHAT_TEMPLATE_SHA256 for the genesis template)\n',
+    );
+    const unrendered = evalPrompts;
+    evalPrompts = async (input) => withRenderedPrompts(await unrendered(input), renderer);
   }
   const agent = new GpuNodeAgent({
     backendUrl,
