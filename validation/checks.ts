@@ -158,6 +158,7 @@ async function confirmed<T>(run: Run, read: () => Promise<T>): Promise<T> {
 function storeFault(error: unknown, infraCode: FaultCode, what: string, run: Run): StepOutcome {
   if (error instanceof ModelStoreError) {
     if (error.kind === 'not_found') return miner('repo_not_found', `${run.ref?.uri ?? 'model'} not found (confirmed twice): ${error.message}`);
+    if (error.kind === 'malformed') return miner('file_manifest', `invalid published artifact: ${error.message}`);
     return infra(infraCode, `${what}: ${error.message}`);
   }
   return infra(infraCode, `${what}: ${error instanceof Error ? error.message : String(error)}`);

@@ -271,6 +271,7 @@ describe('stallSettingsFromEnv', () => {
     expect(stallSettingsFromEnv('hf', {})).toEqual({ stallMs: 180_000, stallRetries: 3 });
     expect(stallSettingsFromEnv('hippius', {})).toEqual({ stallMs: 1_200_000, stallRetries: 2 });
     expect(stallSettingsFromEnv('hf', { ALBEDO_DOWNLOAD_STALL_SECONDS: '30', ALBEDO_DOWNLOAD_STALL_RETRIES: '5' })).toEqual({ stallMs: 30_000, stallRetries: 5 });
-    expect(stallSettingsFromEnv('hippius', { ALBEDO_HIPPIUS_DOWNLOAD_STALL_SECONDS: 'x', ALBEDO_HIPPIUS_DOWNLOAD_STALL_RETRIES: '-1' })).toEqual({ stallMs: 1_200_000, stallRetries: 2 });
+    expect(() => stallSettingsFromEnv('hippius', { ALBEDO_HIPPIUS_DOWNLOAD_STALL_SECONDS: 'x' })).toThrow(/ALBEDO_HIPPIUS_DOWNLOAD_STALL_SECONDS must be a positive integer, got "x"/);
+    expect(() => stallSettingsFromEnv('hf', { ALBEDO_DOWNLOAD_STALL_RETRIES: '-1' })).toThrow(/ALBEDO_DOWNLOAD_STALL_RETRIES must be a positive integer/);
   });
 });

@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { appendFile, type FileHandle, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { AlbedoError } from '../core/faults.ts';
 import { abortableSleep } from '../core/io.ts';
 import type { FaultCode } from '../core/faults.ts';
 import type { ModelRef } from './model-ref.ts';
@@ -455,22 +456,24 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   }
 }
 
-function positiveInt(raw: string | undefined): number | undefined {
+/** A typo must stop the start, not silently become the default (a 1200 s watchdog read as 180 s). */
+function positiveInt(name: string, raw: string | undefined): number | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
   const n = Number(raw.trim());
-  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new AlbedoError('CONFIG', `${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
 }
 
 /**
  * The stall watchdog settings of a backend from the environment (spec/config.md):
  * `ALBEDO_DOWNLOAD_STALL_SECONDS` / `_RETRIES` (HF, 180 / 3) and
- * `ALBEDO_HIPPIUS_DOWNLOAD_STALL_SECONDS` / `_RETRIES` (Hippius, 1200 / 2). Invalid values fall
- * back to the defaults.
+ * `ALBEDO_HIPPIUS_DOWNLOAD_STALL_SECONDS` / `_RETRIES` (Hippius, 1200 / 2). Invalid values are
+ * CONFIG errors.
  */
 export function stallSettingsFromEnv(backend: ModelRef['backend'], env: NodeJS.ProcessEnv = process.env): { stallMs: number; stallRetries: number } {
   const prefix = backend === 'hippius' ? 'ALBEDO_HIPPIUS_DOWNLOAD_STALL' : 'ALBEDO_DOWNLOAD_STALL';
-  const seconds = positiveInt(env[`${prefix}_SECONDS`]);
-  const retries = positiveInt(env[`${prefix}_RETRIES`]);
+  const seconds = positiveInt(`${prefix}_SECONDS`, env[`${prefix}_SECONDS`]);
+  const retries = positiveInt(`${prefix}_RETRIES`, env[`${prefix}_RETRIES`]);
   const defaults = backend === 'hippius' ? { stallMs: DEFAULT_HIPPIUS_STALL_MS, stallRetries: DEFAULT_HIPPIUS_STALL_RETRIES } : { stallMs: DEFAULT_STALL_MS, stallRetries: DEFAULT_STALL_RETRIES };
   return { stallMs: seconds !== undefined ? seconds * 1000 : defaults.stallMs, stallRetries: retries ?? defaults.stallRetries };
 }

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runModelChecks } from './checks.ts';
 import { HippiusStore, mapRangeToChunks, parseBearerChallenge, parsePointer } from './hippius-store.ts';
 import { type LocalRegistry, type PublishedRegistryModel, publishRegistryModel, publishSyntheticRegistryModel, startLocalRegistry, tamperRegistryManifest } from './local-registry.ts';
 import { ModelStoreError } from './model-store.ts';
@@ -108,6 +109,19 @@ describe('HippiusStore against the local OCI registry', () => {
     const e = await storeError(store().listFiles(copy.ref, signal()));
     expect(e.kind).toBe('unavailable');
     expect(e.message).toMatch(/not the pinned digest/);
+  });
+
+  it('a published manifest that hashes to its digest but is invalid is malformed, and the checks make it the MINER fault file_manifest', async () => {
+    const bytes = Buffer.from('{"schemaVersion":2,"layers":"not a list"}');
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const ref = { repo: 'mallory/albedo-qwen3.6-35b-bad', digest, backend: 'hippius' as const, mutable: false, uri: `mallory/albedo-qwen3.6-35b-bad@${digest}` };
+    await mkdir(join(root, 'repos', 'mallory', 'albedo-qwen3.6-35b-bad', 'manifests'), { recursive: true });
+    await tamperRegistryManifest(root, ref, bytes);
+    const e = await storeError(store().listFiles(ref, signal()));
+    expect(e.kind).toBe('malformed');
+    const report = await runModelChecks(ref.uri, { store: store(), notFoundRecheckMs: 0 }, signal());
+    expect(report.fault).toMatchObject({ faultClass: 'MINER_FAULT', code: 'file_manifest' });
+    expect(report.fault?.message).toMatch(/^invalid published artifact: /);
   });
 
   it('refuses blobs that do not hash to their layer digest (whole-blob JSON reads and pointers)', async () => {

@@ -108,8 +108,9 @@ interface ManifestEntry {
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
+/** Only raised after the bytes matched their digest: the published object itself is invalid. */
 function malformed(what: string, why: string): ModelStoreError {
-  return new ModelStoreError('unavailable', `${what}: ${why}`);
+  return new ModelStoreError('malformed', `${what}: ${why}`);
 }
 
 function isSafeInt(v: unknown, min = 0): v is number {

@@ -45,8 +45,11 @@ export const SHA256_HEX = /^[0-9a-f]{64}$/;
  * - `unavailable`: our side or the store's: 401/403/429/5xx, timeouts, transport, protocol errors.
  * - `too_large`: the object exceeds the caller's byte cap or the listing cap.
  * - `invalid_json`: the file is not UTF-8 JSON.
+ * - `malformed`: a content-verified object the miner published (an OCI manifest or pointer whose
+ *   bytes hash to its digest) is structurally invalid. Content addressing makes this permanent and
+ *   the publisher's doing, so it is a MINER fault, unlike bytes that fail their digest (`unavailable`).
  */
-export type ModelStoreErrorKind = 'not_found' | 'unavailable' | 'too_large' | 'invalid_json';
+export type ModelStoreErrorKind = 'not_found' | 'unavailable' | 'too_large' | 'invalid_json' | 'malformed';
 
 export class ModelStoreError extends Error {
   override readonly name = 'ModelStoreError';
