@@ -14,7 +14,7 @@ import { runInNewContext } from 'node:vm';
 import { parseReveal } from '../chain/reveal.ts';
 import { RevealScanner } from '../chain/reveal-scanner.ts';
 import { codecsFor, MemoryStorage, revealedKey, revealedValue, testHotkey, v7Payload } from '../tests/support/chain-storage.ts';
-import { mulberry32 as prng } from '../tests/support/prng.ts';
+import { mulberry32 as prng } from '../core/prng.ts';
 
 const NETUID = 97;
 const HOTKEYS = 256;

@@ -16,7 +16,7 @@
  * `PostgresDedupIndex.refresh` does per fetched row; queries use `DimensionIndex.search`, exactly
  * what `PostgresDedupIndex.knn` calls (it then reads the 20 hits' metadata by primary key).
  */
-import { mulberry32 } from '../tests/support/prng.ts';
+import { mulberry32 } from '../core/prng.ts';
 import { divergence, similarity } from '../validation/dedup/similarity.ts';
 import { baseModel, fingerprintOf, gaussian, perturb, samplesOf } from '../validation/dedup/synthetic-fingerprints.ts';
 import { DimensionIndex } from '../validation/dedup/vector-search.ts';

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { mulberry32 } from '../tests/support/prng.ts';
+import { mulberry32 } from '../core/prng.ts';
 import { fingerprintModel } from '../validation/fingerprint.ts';
 import { encodeSafetensorsRaw } from '../validation/synthetic-model.ts';
 

@@ -7,19 +7,11 @@ import { runModelChecks } from './checks.ts';
 import { HippiusStore, mapRangeToChunks, parseBearerChallenge, parsePointer } from './hippius-store.ts';
 import { type LocalRegistry, type PublishedRegistryModel, publishRegistryModel, publishSyntheticRegistryModel, startLocalRegistry, tamperRegistryManifest } from './local-registry.ts';
 import { ModelStoreError } from './model-store.ts';
+import { storeError } from '../tests/support/errors.ts';
 import { createSyntheticModel, type SyntheticModel } from './synthetic-model.ts';
 
 const signal = () => new AbortController().signal;
 
-async function storeError(p: Promise<unknown>): Promise<ModelStoreError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ModelStoreError) return e;
-    throw e;
-  }
-  throw new Error('expected a ModelStoreError');
-}
 
 const SHARD = 'model-00001-of-00002.safetensors';
 

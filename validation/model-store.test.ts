@@ -14,19 +14,11 @@ import {
   storageBackendOfUri,
 } from './model-ref.ts';
 import { HfHubStore, LocalDirStore, localModelDir, ModelStoreError } from './model-store.ts';
+import { storeError } from '../tests/support/errors.ts';
 import { type PublishedSyntheticModel, publishSyntheticModel } from './synthetic-model.ts';
 
 const signal = () => new AbortController().signal;
 
-async function storeError(p: Promise<unknown>): Promise<ModelStoreError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ModelStoreError) return e;
-    throw e;
-  }
-  throw new Error('expected a ModelStoreError');
-}
 
 describe('model refs', () => {
   it('parses both digest forms and derives the backend and manifest uri', () => {

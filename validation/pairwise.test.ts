@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../tests/support/prng.ts';
+import { mulberry32 } from '../core/prng.ts';
 import { createKernel, KERNEL_ITEM_SIZE, type Kernel, type KernelDtype } from './fingerprint-kernel.ts';
 import { f16ToNumber } from './fingerprint-shard.ts';
 import { combinePairwiseLeaves, pairwiseLeaves, pairwiseSplit, pairwiseSumSquares } from './pairwise.ts';

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mulberry32 } from '../tests/support/prng.ts';
+import { mulberry32 } from '../core/prng.ts';
 import { runLocalModelChecks } from './checks.ts';
 import { parseSafetensorsHeader, readHeaderLength } from './safetensors.ts';
 import { encodeSafetensors, encodeSafetensorsRaw, createSyntheticModel } from './synthetic-model.ts';

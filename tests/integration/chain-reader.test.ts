@@ -10,7 +10,7 @@ import { scaleEncodeString, sha256Hex } from '../../chain/reveal.ts';
 import { accountValue, codecsFor, keysKey, MemoryStorage, registrationKey, revealedKey, revealedValue, testHotkey, u64Value, v7Payload } from '../support/chain-storage.ts';
 import { ingestInto } from '../support/ingest.ts';
 import { freshDatabase, type TestDatabase, testServers } from '../support/pg.ts';
-import { mulberry32 } from '../support/prng.ts';
+import { mulberry32 } from '../../core/prng.ts';
 
 const NETUID = 97;
 const codecs = codecsFor(NETUID);

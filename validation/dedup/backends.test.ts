@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type TestDatabase, testServers } from '../../tests/support/pg.ts';
-import { mulberry32 } from '../../tests/support/prng.ts';
+import { mulberry32 } from '../../core/prng.ts';
 import { type LocalOpenSearch, startLocalOpenSearch } from '../../tests/support/opensearch-server.ts';
 import { DIVERGENCE_CORPUS_SALT } from '../fingerprint-types.ts';
 import { type DedupCandidate, type DedupDecision, decideDedup } from './decide.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../../tests/support/prng.ts';
+import { mulberry32 } from '../../core/prng.ts';
 import { cosine } from './similarity.ts';
 import { gaussian } from './synthetic-fingerprints.ts';
 import { DimensionIndex, MIN_RERANK_CANDIDATES } from './vector-search.ts';

@@ -28,6 +28,7 @@
  * The fast path is approximate in which rows reach the rerank (recall is measured by bench/dedup.ts
  * and tested), exact in the scores it returns. `exact: true` scans every row in float64.
  */
+import { mulberry32 } from '../../core/prng.ts';
 import wabtInit from 'wabt';
 
 /** Sketch dimension m (a multiple of 16 for the SIMD kernel). @default 256 */
@@ -121,17 +122,6 @@ const KERNEL_WAT = `(module
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $items)))))`;
 
-/** mulberry32: a tiny seeded PRNG, so the projection is the same in every process. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let kernelModule: Promise<WebAssembly.Module> | undefined;
 function compileKernel(): Promise<WebAssembly.Module> {
@@ -188,7 +178,7 @@ export class DimensionIndex {
     // Sparse sign projection (each input coordinate feeds PROJECTION_NNZ random sketch rows with
     // random signs, scaled by 1/sqrt(nnz) so that E[Px·Py] = x·y): same JL behaviour as a dense
     // Gaussian matrix on dense vectors, at d·nnz instead of d·m operations per projection.
-    const random = seededRandom(PROJECTION_SEED ^ dim);
+    const random = mulberry32(PROJECTION_SEED ^ dim);
     this.projectionRows = new Uint16Array(dim * PROJECTION_NNZ);
     this.projectionSigns = new Float64Array(dim * PROJECTION_NNZ);
     const scale = 1 / Math.sqrt(PROJECTION_NNZ);

@@ -1,4 +1,4 @@
-/** Deterministic PRNG (mulberry32): reproducible fuzz corpora and simulated activity, seeded per test. */
+/** Deterministic PRNG (mulberry32): reproducible fuzz corpora, simulated activity and the dedup sketch projection (the same numbers in every process). */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
