@@ -14,7 +14,7 @@ import {
   scaleEncodeString,
   submissionIdempotencyKey,
 } from './reveal.ts';
-import { mulberry32 as prng } from '../tests/support/prng.ts';
+import { mulberry32 as prng } from '../core/prng.ts';
 
 const SHA = `sha256:${'0'.repeat(64)}`;
 const HEX40 = 'a'.repeat(40);

@@ -17,7 +17,7 @@ import {
   timelockDecrypt,
   timelockEncrypt,
 } from './timelock.ts';
-import { mulberry32 as prng } from '../tests/support/prng.ts';
+import { mulberry32 as prng } from '../core/prng.ts';
 import { codeOf } from '../tests/support/timelock.ts';
 
 interface DrandFixture {

@@ -22,7 +22,7 @@ import {
   verifyDrandSignature,
   weightsRevealRound,
 } from './timelock.ts';
-import { mulberry32 as prng } from '../tests/support/prng.ts';
+import { mulberry32 as prng } from '../core/prng.ts';
 import { codeOf } from '../tests/support/timelock.ts';
 
 interface DrandFixture {
