@@ -125,6 +125,13 @@ describe('albedo check-model --path (issue #5 item 7)', () => {
     expect(report.checks.find((c: { name: string }) => c.name === 'genesis_pins')?.status, JSON.stringify(report.fault)).toBe('passed');
     expect(code).toBe(0);
 
+    const template = await readFile(join(model.dir, 'chat_template.jinja'));
+    await writeFile(join(model.dir, 'chat_template.jinja'), `${template}{# tampered #}`);
+    const tpl = memoryIo(env);
+    expect(await runCli(['check-model', '--path', model.dir, '--json'], tpl.io)).toBe(1);
+    expect(JSON.parse(tpl.out()).fault).toMatchObject({ fault_code: 'chat_template_hash', message: expect.stringMatching(/^chat_template\.jinja sha256 [0-9a-f]{64} != /) });
+    await writeFile(join(model.dir, 'chat_template.jinja'), template);
+
     await writeFile(join(model.dir, 'config.json'), `${(await readFile(join(model.dir, 'config.json'), 'utf8')).trimEnd()} \n`);
     const bad = memoryIo(env);
     expect(await runCli(['check-model', '--path', model.dir, '--json'], bad.io)).toBe(1);

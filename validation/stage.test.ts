@@ -206,6 +206,29 @@ for (const server of testServers()) {
       });
     });
 
+    it('an index write that fails is INFRA dedup_index_failed: retried (indexing is idempotent by model_uri)', async () => {
+      const index = new PostgresDedupIndex(t.db);
+      let failures = 1;
+      const flaky = Object.assign(Object.create(index) as PostgresDedupIndex, {
+        index: async (doc: Parameters<PostgresDedupIndex['index']>[0]) => {
+          if (failures-- > 0) throw new Error('index unavailable');
+          return index.index(doc);
+        },
+      });
+      await withPipeline(
+        new RecordingStore(new LocalDirStore(root), null),
+        async (p) => {
+          const m = await publish();
+          const { id } = await submit(p, m.uri);
+          expect(await settled(id)).toMatchObject({ state: 'COMPLETE_LOSS', fault_class: null });
+          expect((await attempts(id)).map((a) => a.fault_code)).toEqual(['dedup_index_failed', null]);
+          const rows = await t.db.query('SELECT count(*)::int AS n FROM model_fingerprints WHERE model_uri = $1', [m.uri]);
+          expect(rows.rows[0].n).toBe(1);
+        },
+        { dedup: flaky },
+      );
+    });
+
     it('a dedup backend that fails is INFRA dedup_backend_failed: retried, never a strike', async () => {
       const index = new PostgresDedupIndex(t.db);
       let failures = 2;
