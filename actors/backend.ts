@@ -116,7 +116,7 @@ export async function startBackend(o: BackendOptions): Promise<Backend> {
     nodes,
     restored,
     close: async () => {
-      dispatcher.stop();
+      await dispatcher.stop();
       sweeper.stop();
       stages.close();
       await host.stop();

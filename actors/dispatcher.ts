@@ -46,6 +46,7 @@ export class Dispatcher {
   private timer: NodeJS.Timeout | undefined;
   private readonly busy = new Set<Stage>();
   private readonly again = new Set<Stage>();
+  private readonly inFlight = new Set<Promise<unknown>>();
   private stopped = false;
   private readonly onTransition = (t: TransitionNotice) => this.wakeFor(t.to, t.from);
 
@@ -58,10 +59,15 @@ export class Dispatcher {
     this.wakeAll();
   }
 
-  stop(): void {
+  /**
+   * Stops claiming and resolves once no claim pass is in flight: a pass that outlived `stop()` could
+   * claim a submission after its host stopped, leaving a CLAIMED event nobody applies until restart.
+   */
+  async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
     this.options.host.transitions.off('transition', this.onTransition);
+    await Promise.all([...this.inFlight]);
   }
 
   wakeAll(): void {
@@ -84,12 +90,14 @@ export class Dispatcher {
       return;
     }
     this.busy.add(stage);
-    void this.pass(stage)
+    const run = this.pass(stage)
       .catch((e) => this.options.onError?.(toAlbedoError(e), `dispatch ${stage}`))
       .finally(() => {
+        this.inFlight.delete(run);
         this.busy.delete(stage);
         if (this.again.delete(stage)) this.wake(stage);
       });
+    this.inFlight.add(run);
   }
 
   /** One claim pass for a stage; returns the submissions that were claimed or rejected. */

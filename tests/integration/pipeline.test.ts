@@ -122,7 +122,15 @@ for (const server of testServers()) {
       try {
         const { id } = await idle.host.ingest(randomReveal());
         await idle.host.deliver(id, { type: 'OPERATOR_CANCEL', reason: 'test', at: Date.now() });
-        await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state = 'TERMINAL_INFRA_FAILED' AND fault_code = 'operator_cancelled' AND finished_at IS NOT NULL", [id])).rowCount);
+        await waitFor(async () => (await t.db.query("SELECT 1 FROM model_submissions WHERE id = $1 AND state = 'TERMINAL_INFRA_FAILED' AND fault_code = 'operator_cancelled' AND finished_at IS NOT NULL", [id])).rowCount, {
+          what: 'the cancelled submission to end',
+        }).catch(async (error) => {
+          const sub = await t.db.query('SELECT state, fault_code, finished_at FROM model_submissions WHERE id = $1', [id]);
+          const snap = await t.db.query('SELECT state, owner_id, last_applied_seq FROM actor_snapshots WHERE submission_id = $1', [id]);
+          const inbox = await t.db.query('SELECT seq, event FROM actor_inbox WHERE submission_id = $1', [id]);
+          const tr = await t.db.query('SELECT from_state, to_state, event_type FROM actor_transitions WHERE submission_id = $1 ORDER BY transition_seq', [id]);
+          throw new Error(`${(error as Error).message}: ${JSON.stringify({ sub: sub.rows, snap: snap.rows, inbox: inbox.rows, tr: tr.rows })}`);
+        });
       } finally {
         await idle.stop();
       }

@@ -66,7 +66,7 @@ export async function startInProcessPipeline(opts: {
     dispatcher,
     sweeper,
     stop: async () => {
-      dispatcher.stop();
+      await dispatcher.stop();
       sweeper.stop();
       service.close();
       await host.stop();
