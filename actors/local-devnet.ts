@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,27 @@ import { createSetReignExecutor } from './stages/set-reign.ts';
 import { createWeightSetExecutor } from './stages/weight-set.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The chat template of the synthetic genesis model (validation/synthetic-model.ts writes the same
+ * text into every synthetic repo). The eval node renders every duel prompt with it, pinned by sha256;
+ * {@link genesisChatTemplateFile} refuses to start when it no longer matches the published genesis file.
+ */
+const GENESIS_CHAT_TEMPLATE =
+  "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}\n";
+
+/**
+ * Writes the genesis `chat_template.jinja` for the eval node's `--chat-template` and returns it with
+ * its pin, checked against the sha256 of the file the registry serves for the genesis model.
+ */
+function genesisChatTemplateFile(dir: string, publishedFiles: readonly { readonly path: string; readonly sha256: string }[]): { path: string; sha256: string } {
+  const sha256 = createHash('sha256').update(GENESIS_CHAT_TEMPLATE, 'utf8').digest('hex');
+  const published = publishedFiles.find((f) => f.path === 'chat_template.jinja')?.sha256;
+  if (published !== sha256) throw new Error(`the genesis chat_template.jinja (sha256 ${published ?? 'missing'}) differs from the demo's pinned template (${sha256})`);
+  const path = join(dir, 'genesis-chat_template.jinja');
+  writeFileSync(path, GENESIS_CHAT_TEMPLATE);
+  return { path, sha256 };
+}
 const NETUID = 97;
 
 /** The demo: one model per outcome a miner can meet. Repo names say what the stand-ins do. */
@@ -138,6 +159,8 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
   const dedup = await openDedupIndex(dedupConfigFromEnv(process.env), { db: o.db });
   await dedup.health();
   const genesis = await publishSyntheticRegistryModel(registryRoot, 'teutonic/albedo-qwen3.6-35b-genesis', { seed: 'genesis' });
+  const chatTemplate = genesisChatTemplateFile(o.dataDir, genesis.files);
+  log(`genesis chat template pinned for duel prompts: sha256 ${chatTemplate.sha256.slice(0, 12)}…`);
   const genesisUid = await chainClient.uidOf(NETUID, keys.genesisKing.address);
   if (genesisUid === null) throw new Error('the dev chain lost its genesis registrations (delete the data dir to start over)');
   const g = await bootstrapGenesis(o.db, { netuid: NETUID, hotkey: keys.genesisKing.address, uid: genesisUid, modelUri: genesis.uri });
@@ -179,9 +202,22 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
   log(`[stand-in] duel dataset: ${dataset.totalRows} synthetic trajectories in ${dataset.root} (manifest sha256 ${dataset.manifestSha256.slice(0, 12)}…)`);
   const nodes: ChildProcess[] = [];
   for (const [role, nodeToken, name] of [['PRE_EVAL', tokens.pre, 'gpu-pre-eval-1'], ['EVAL', tokens.eval, 'gpu-eval-1']] as const) {
-    const datasetArgs = role === 'EVAL' ? ['--dataset-root', dataset.root, '--dataset-manifest', dataset.manifestPath] : [];
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'gpu-node/main.ts'), '--backend', backend.url, '--role', role, '--state-dir', join(o.dataDir, name), ...datasetArgs], {
-      env: { ...process.env, ALBEDO_NODE_TOKEN: nodeToken, ALBEDO_EVAL_DATASET_MANIFEST_HASH: dataset.manifestSha256 },
+    const evalArgs = role === 'EVAL' ? ['--dataset-root', dataset.root, '--dataset-manifest', dataset.manifestPath, '--chat-template', chatTemplate.path] : [];
+    // The eval node uploads its run artifacts to the stand-in bucket (duel.md §11), and pins the prompt template.
+    const evalEnv =
+      role === 'EVAL'
+        ? {
+            ALBEDO_CHAT_TEMPLATE_SHA256: chatTemplate.sha256,
+            ALBEDO_REMOTE_S3_ENDPOINT: s3.endpoint,
+            ALBEDO_REMOTE_S3_BUCKET: s3.bucket,
+            ALBEDO_REMOTE_S3_ACCESS_KEY: s3.accessKeyId,
+            ALBEDO_REMOTE_S3_SECRET_KEY: s3.secretAccessKey,
+            ALBEDO_REMOTE_S3_REGION: s3.region,
+            ALBEDO_EVAL_ARTIFACT_PREFIX: `s3://${s3.bucket}`,
+          }
+        : {};
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'gpu-node/main.ts'), '--backend', backend.url, '--role', role, '--state-dir', join(o.dataDir, name), ...evalArgs], {
+      env: { ...process.env, ALBEDO_NODE_TOKEN: nodeToken, ALBEDO_EVAL_DATASET_MANIFEST_HASH: dataset.manifestSha256, ...evalEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stderr?.on('data', (d: Buffer) => {

@@ -4,7 +4,8 @@ import { WebSocket } from 'ws';
 import { stageFault } from '../core/faults.ts';
 import type { EvalInput, PreEvalInput, StageOutcome, StageProgress } from '../core/stage.ts';
 import { createAlbedoClient, type AlbedoClient } from '../rpc/client.ts';
-import type { ChatFn, EvalPrompt } from './executors.ts';
+import type { ArtifactStore } from '../persistence/artifact-store.ts';
+import type { ChatFn, CompletionFn, EvalPrompt } from './executors.ts';
 import { runEval, runPreEval } from './executors.ts';
 import { type NodeRun, RunStore } from './run-store.ts';
 
@@ -15,6 +16,8 @@ export const REPORT_RETRY_MS = (attempt: number) => Math.min(200 * 2 ** attempt,
 
 export interface Engine {
   readonly chat: ChatFn;
+  /** Raw-prompt completions (`/v1/completions`), for pinned-template prompts. @default none (chat only) */
+  readonly complete?: CompletionFn;
   stop(): Promise<void>;
 }
 
@@ -41,6 +44,10 @@ export interface GpuNodeAgentOptions {
    */
   readonly sideEffectLog?: string;
   readonly log?: (line: string) => void;
+  /** Where eval artifacts are uploaded after spooling (duel.md §11). @default null (local spool only) */
+  readonly artifactStore?: ArtifactStore | null;
+  /** Remove an eval's spool after its upload (`ALBEDO_REMOTE_CLEANUP_LOCAL_ARTIFACTS`). @default false */
+  readonly cleanupLocalArtifacts?: boolean;
 }
 
 /**
@@ -156,6 +163,9 @@ export class GpuNodeAgent {
         const client = this.client!;
         outcome = await runEval(input, {
           chat: engine.chat,
+          ...(engine.complete ? { complete: engine.complete } : {}),
+          artifactStore: this.o.artifactStore ?? null,
+          cleanupLocalArtifacts: this.o.cleanupLocalArtifacts ?? false,
           emit,
           signal: controller.signal,
           prompts: await this.o.evalPrompts(input),

@@ -5,8 +5,10 @@
  * uploaded verdict lists the stored URIs instead, so a reader of the bucket can follow it (only the
  * `artifacts` / `artifact_metadata` maps change; every other byte of the document is kept).
  *
- * Not wired yet: the GPU node calls {@link uploadEvalArtifacts} after `writeEvalArtifacts`, and the
- * backend records one `artifacts` row per returned record (persistence/artifacts.ts).
+ * Wiring: `runEval` (gpu-node/executors.ts) calls {@link uploadEvalArtifacts} after `writeEvalArtifacts`
+ * when the node has a store (`ALBEDO_REMOTE_S3_*`, gpu-node/main.ts) and puts the stored URIs and
+ * metadata into the verdict; the backend records one `artifacts` row per entry in the finaliser's
+ * transaction (actors/stages/remote-hooks.ts).
  */
 import { join } from 'node:path';
 import { parseAttemptKey } from '../core/ids.ts';

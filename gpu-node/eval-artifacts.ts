@@ -2,8 +2,8 @@
  * Writes the run artifacts of duel.md §11 to a local spool directory of one eval run: sorted-key JSON
  * (request.json indented by 2), JSONL with one compact sorted object per line, verdict.json last
  * because it carries every other file's `file://` URI, sha256 and size (`artifact_metadata`).
- * Uploading the spool to the S3 artifact store (`<artifact_prefix>/<file>`) is a later step; the
- * formats are shared with the replay in judge/replay.ts.
+ * The spool is then uploaded to the artifact store under `<artifact_prefix>/<file>` when one is
+ * configured (gpu-node/artifact-upload.ts); the formats are shared with the replay in judge/replay.ts.
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';

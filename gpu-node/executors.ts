@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stageFault, type StageFault } from '../core/faults.ts';
 import type { EvalInput, EvalVerdict, PreEvalInput, StageOutcome, StageProgress } from '../core/stage.ts';
@@ -15,10 +16,12 @@ import { decideVerdict, marginVerdict, type VerdictConfig, VerdictError, type Ve
 import { FALLBACK_CHAT_RENDERER } from '../dataset/chat-template.ts';
 import { renderFallbackChatTemplate } from '../dataset/samples.ts';
 import { type GeneratedSampleRow, writeEvalArtifacts } from './eval-artifacts.ts';
-import { EngineFault, type ChatFn, type ChatMessage } from './engine.ts';
+import { EngineFault, EVAL_STOP_TOKEN_IDS, EVAL_TOP_K, EVAL_TOP_P, type ChatFn, type ChatMessage, type CompletionFn } from './engine.ts';
+import { evalArtifactPrefix, uploadEvalArtifacts } from './artifact-upload.ts';
+import type { ArtifactStore } from '../persistence/artifact-store.ts';
 import { checkResponses, DEFAULT_MAX_REPETITION, DEFAULT_MIN_TOKENS, DEFAULT_MIN_VOCAB_RATIO, stripThinking, type HeuristicResult } from './preeval-heuristics.ts';
 
-export type { ChatFn, ChatMessage, GenerationParams } from './engine.ts';
+export type { ChatFn, ChatMessage, CompletionFn, CompletionParams, GenerationParams } from './engine.ts';
 export type { JudgeGateway } from '../judge/types.ts';
 
 /** `ALBEDO_PREEVAL_SAMPLE_COUNT`. @default 3 */
@@ -73,7 +76,13 @@ export interface EvalPrompt {
 }
 
 export interface EvalDeps {
+  /** Chat generation: the fallback path, used for samples without a pinned-template rendering. */
   readonly chat: ChatFn;
+  /**
+   * Raw-prompt generation (`/v1/completions`, duel.md §4.3), used for every sample whose `prompt` was
+   * rendered with the pinned template (`templateSha256` set). @default none (chat for every sample)
+   */
+  readonly complete?: CompletionFn;
   readonly judge: JudgeGateway;
   readonly emit: Emit;
   readonly signal: AbortSignal;
@@ -105,6 +114,18 @@ export interface EvalDeps {
   readonly artifactDir?: string;
   /** Version of the scoring code, hashed into `scoringInputsHash`. @default EVAL_CODE_VERSION */
   readonly codeVersion?: string;
+  /**
+   * Where the spooled artifacts are uploaded (duel.md §11); the verdict then lists the stored URIs.
+   * An upload failure fails the run as INFRA (retried). @default null (the local spool only)
+   */
+  readonly artifactStore?: ArtifactStore | null;
+  /**
+   * The run's `artifact_prefix` (duel.md §2). @default the input's `artifactPrefix` / `artifact_prefix`,
+   * else `evalArtifactPrefix` of `ALBEDO_EVAL_ARTIFACT_PREFIX`, the attempt key and the eval run id
+   */
+  readonly artifactPrefix?: string;
+  /** Remove the spool after a successful upload (`ALBEDO_REMOTE_CLEANUP_LOCAL_ARTIFACTS`). @default false */
+  readonly cleanupLocalArtifacts?: boolean;
 }
 
 /** `albedo@<package version>`: the code version hashed into every verdict's `scoringInputsHash`. */
@@ -172,6 +193,15 @@ export function routeChatByModel(routes: Readonly<Record<string, ChatFn>>): Chat
     const chat = Object.hasOwn(routes, model) ? routes[model] : undefined;
     if (!chat) return Promise.reject(new EngineFault(stageFault('INFRA_FAULT', 'worker_error', `no engine serves model ${model}`)));
     return chat(model, messages, params, signal);
+  };
+}
+
+/** {@link routeChatByModel} for raw-prompt completions. */
+export function routeCompletionByModel(routes: Readonly<Record<string, CompletionFn>>): CompletionFn {
+  return (model, prompt, params, signal) => {
+    const complete = Object.hasOwn(routes, model) ? routes[model] : undefined;
+    if (!complete) return Promise.reject(new EngineFault(stageFault('INFRA_FAULT', 'worker_error', `no engine serves model ${model}`)));
+    return complete(model, prompt, params, signal);
   };
 }
 
@@ -299,6 +329,36 @@ function judgeRoster(records: JudgeDuelResult['records']): string[] {
   return [...new Set(records.flatMap((r) => r.judgeResults.map((j) => j.judgeModel)))];
 }
 
+/** The run's `artifact_prefix`: given, else from the request, else derived (duel.md §2). */
+function artifactPrefixOf(deps: EvalDeps, input: EvalInput, evalRunId: string): string {
+  if (deps.artifactPrefix) return deps.artifactPrefix;
+  const fromRequest = input as EvalInput & { artifactPrefix?: unknown; artifact_prefix?: unknown };
+  const requested = fromRequest.artifactPrefix ?? fromRequest.artifact_prefix;
+  if (typeof requested === 'string' && requested !== '') return requested;
+  const root = process.env.ALBEDO_EVAL_ARTIFACT_PREFIX?.trim();
+  return evalArtifactPrefix({ ...(root ? { rootPrefix: root } : {}), attemptKey: deps.attemptKey ?? null, evalRunId });
+}
+
+/**
+ * Uploads the spool and returns the stored URIs; any failure (store down, bad prefix) is INFRA, so
+ * the run is retried and never charged to the miner. The spool is removed only after a full upload.
+ */
+async function uploadSpool(
+  deps: EvalDeps,
+  input: EvalInput,
+  spoolDir: string,
+  evalRunId: string,
+): Promise<{ artifacts: Record<string, string>; artifactMetadata: Record<string, unknown> } | { fault: StageFault }> {
+  let uploaded: Awaited<ReturnType<typeof uploadEvalArtifacts>>;
+  try {
+    uploaded = await uploadEvalArtifacts(deps.artifactStore!, { spoolDir, artifactPrefix: artifactPrefixOf(deps, input, evalRunId), evalRunId });
+  } catch (error) {
+    return { fault: stageFault('INFRA_FAULT', 'worker_error', `eval artifact upload failed: ${errorText(error)}`) };
+  }
+  if (deps.cleanupLocalArtifacts) await rm(spoolDir, { recursive: true, force: true });
+  return { artifacts: { ...uploaded.artifacts }, artifactMetadata: { ...uploaded.artifactMetadata } };
+}
+
 export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOutcome> {
   const { signal } = deps;
   if (!Number.isInteger(input.sampleCount) || input.sampleCount < 1) return remoteEvalFault('remote_worker_failed', `invalid sampleCount ${input.sampleCount}`);
@@ -322,6 +382,8 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
   const concurrency = deps.concurrency ?? EVAL_GENERATION_CONCURRENCY;
   const inputRunId = (input as EvalInput & { evalRunId?: unknown }).evalRunId;
   const evalRunId = deps.evalRunId ?? (typeof inputRunId === 'string' && inputRunId ? inputRunId : (deps.attemptKey ?? 'local'));
+  const usesCompletions = (sample: EvalPrompt): boolean => deps.complete !== undefined && sample.prompt !== undefined && typeof sample.templateSha256 === 'string';
+  const generationPath = samples.some(usesCompletions) ? 'completions' : 'chat';
 
   try {
     const verdictConfig = { ...(deps.verdictConfig ?? verdictConfigFromEnv(process.env)), margin: input.winMargin };
@@ -338,7 +400,12 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
         let result: Generation;
         try {
           const seed = u32Seed(`${input.blockHash}:${sample.sampleId}:${side}`);
-          result = { text: await deps.chat(models[side], sample.messages, { ...params, seed }, signal), error: null };
+          // duel.md §4.3: the pinned rendering goes to the engine as is; chat messages only on the fallback path.
+          const text =
+            usesCompletions(sample)
+              ? await deps.complete!(models[side], sample.prompt!, { ...params, seed, topP: EVAL_TOP_P, topK: EVAL_TOP_K, stopTokenIds: EVAL_STOP_TOKEN_IDS }, signal)
+              : await deps.chat(models[side], sample.messages, { ...params, seed }, signal);
+          result = { text, error: null };
         } catch (error) {
           if (signal.aborted) throw error;
           // Per-sample errors exclude the pair (duel.md §4.3); they never become a MINER fault.
@@ -448,6 +515,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
           attemptKey: deps.attemptKey ?? null,
           sampleIds: samples.map((s) => s.sampleId),
           chatTemplateSha256,
+          generationPath,
           promptSha256s: promptTexts.map((text) => createHash('sha256').update(text, 'utf8').digest('hex')),
         },
         events: hostEvents,
@@ -502,6 +570,11 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
         },
       });
       artifacts = { artifacts: written.artifacts, artifactMetadata: written.artifactMetadata };
+      if (deps.artifactStore) {
+        const uploaded = await uploadSpool(deps, input, artifactDir, evalRunId);
+        if ('fault' in uploaded) return { status: 'failed', fault: uploaded.fault };
+        artifacts = uploaded;
+      }
     }
 
     await events.send({
@@ -539,6 +612,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<StageOu
         scoringInputsHash: record?.scoringInputsHash ?? null,
         verdictRecord: record,
         artifacts: artifacts.artifacts,
+        artifactMetadata: artifacts.artifactMetadata,
       },
     };
   } catch (error) {

@@ -5,7 +5,8 @@ import { ChatTemplateError, chatRendererFromSettings, chatTemplateSettingsFromEn
 import { createDatasetEvalPrompts } from '../dataset/eval-prompts.ts';
 import { demoEvalPrompts } from './demo-prompts.ts';
 import { stubVllmCommand, VllmManager } from './vllm-manager.ts';
-import { routeChatByModel } from './executors.ts';
+import { routeChatByModel, routeCompletionByModel } from './executors.ts';
+import { artifactStoreFromEnv, ArtifactStoreError, S3ArtifactStore } from '../persistence/artifact-store.ts';
 
 const HELP = `albedo-gpu-node — GPU host agent: dials out to the backend and runs PRE_EVAL / EVAL attempts
 
@@ -33,7 +34,22 @@ Options:
 
 Without a dataset the EVAL role uses a small fixed demo prompt pool (a labelled local stand-in).
 
+Eval artifacts are spooled under --state-dir and, when ALBEDO_REMOTE_UPLOAD_ARTIFACTS is on (default 1)
+and ALBEDO_REMOTE_S3_BUCKET / _ACCESS_KEY / _SECRET_KEY (falling back to ALBEDO_S3_*) are set,
+uploaded under the run's artifact prefix (ALBEDO_EVAL_ARTIFACT_PREFIX, default s3://albedo-artifacts);
+ALBEDO_REMOTE_CLEANUP_LOCAL_ARTIFACTS=1 removes the spool after a successful upload.
+
 The node token is read from ALBEDO_NODE_TOKEN (never from argv, so it does not show in ps).`;
+
+function envFlag(value: string | undefined): boolean {
+  return value !== undefined && ['1', 'true', 'yes', 'on'].includes(value.trim().toLowerCase());
+}
+
+/** `ALBEDO_REMOTE_UPLOAD_ARTIFACTS` (spec/config.md): on unless set to a false value. @default true */
+function uploadArtifactsEnabled(env: NodeJS.ProcessEnv): boolean {
+  const raw = env.ALBEDO_REMOTE_UPLOAD_ARTIFACTS?.trim().toLowerCase();
+  return raw === undefined || raw === '' || !['0', 'false', 'no', 'off'].includes(raw);
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -100,6 +116,21 @@ async function main(): Promise<void> {
     const unrendered = evalPrompts;
     evalPrompts = async (input) => withRenderedPrompts(await unrendered(input), renderer);
   }
+  let artifactStore: ReturnType<typeof artifactStoreFromEnv> = null;
+  if (role === 'EVAL') {
+    try {
+      artifactStore = uploadArtifactsEnabled(process.env) ? artifactStoreFromEnv(process.env, { envPrefix: 'ALBEDO_REMOTE_S3_' }) : null;
+    } catch (error) {
+      if (!(error instanceof ArtifactStoreError)) throw error;
+      process.stderr.write(`albedo-gpu-node: refusing to start: artifact store: ${error.message} (${error.code})\n`);
+      process.exit(2);
+    }
+    process.stderr.write(
+      artifactStore
+        ? `[gpu-node] eval artifacts: uploaded to ${artifactStore instanceof S3ArtifactStore ? `s3://${artifactStore.bucket}` : `the ${artifactStore.kind} store`} (spool ${envFlag(process.env.ALBEDO_REMOTE_CLEANUP_LOCAL_ARTIFACTS) ? 'removed' : 'kept'} after upload)\n`
+        : `[gpu-node] eval artifacts: local spool only (${uploadArtifactsEnabled(process.env) ? 'no ALBEDO_REMOTE_S3_* / ALBEDO_S3_* bucket and keys set' : 'ALBEDO_REMOTE_UPLOAD_ARTIFACTS=0'}); verdicts list file:// URIs\n`,
+    );
+  }
   const agent = new GpuNodeAgent({
     backendUrl,
     token,
@@ -109,13 +140,16 @@ async function main(): Promise<void> {
     stateDir: values['state-dir'] ?? process.env.ALBEDO_REMOTE_STATE_DIR ?? join('/tmp', 'albedo-remote-state'),
     sideEffectLog: values['side-effect-log'],
     evalPrompts,
+    artifactStore,
+    cleanupLocalArtifacts: envFlag(process.env.ALBEDO_REMOTE_CLEANUP_LOCAL_ARTIFACTS),
     log: (l) => process.stderr.write(`[gpu-node] ${l}\n`),
     startEngine: async (models, signal) => {
       // One engine per side, as on a real 8-GPU host (king on 0-3, challenger on 4-7).
       const managers = models.map((m) => new VllmManager({ command: stubVllmCommand({ models: [m] }), startupTimeoutMs: 60_000, pollIntervalMs: 100 }));
       await Promise.all(managers.map((m) => m.start(signal)));
       const chat = routeChatByModel(Object.fromEntries(models.map((m, i) => [m, managers[i]!.chat])));
-      return { chat, stop: async () => void (await Promise.all(managers.map((m) => m.stop()))) };
+      const complete = routeCompletionByModel(Object.fromEntries(models.map((m, i) => [m, managers[i]!.complete])));
+      return { chat, complete, stop: async () => void (await Promise.all(managers.map((m) => m.stop()))) };
     },
   });
   await agent.start();

@@ -6,6 +6,8 @@
  *   - name contains `broken` ⇒ one token repeated (fails the pre-eval repetition heuristic);
  *   - name contains `strong` ⇒ a structured, on-topic answer reusing the prompt's words (wins duels);
  *   - anything else        ⇒ a medium, loosely on-topic answer.
+ * `/v1/completions` takes a rendered prompt and reads it as one user turn (template markup dropped),
+ * so each model answers in the same style on both endpoints.
  * Like vLLM with `--api-key`, the bearer token guards `/v1/*`; `/health` stays open for probes.
  */
 import { createHash } from 'node:crypto';
@@ -139,6 +141,43 @@ export function stubReplyText(req: ChatRequestBody): { text: string; finishReaso
   return { text: capped.text, finishReason: capped.truncated ? 'length' : 'stop' };
 }
 
+/** Chat-template markup (`<|im_start|>`, `<|im_end|>`, …): not words of the conversation. */
+const SPECIAL_TOKEN = /<\|[^|<>]{1,64}\|>/g;
+
+/**
+ * A `/v1/completions` prompt as the scripted model reads it: one user turn holding the prompt text
+ * without template markup, so a model's reply style (broken / strong / plain) is the same on both
+ * endpoints and the demo outcomes do not depend on which one the node uses.
+ */
+export function completionAsChat(prompt: string): ChatRequestBody['messages'] {
+  return [{ role: 'user', content: prompt.replace(SPECIAL_TOKEN, ' ') }];
+}
+
+/** A validated `/v1/completions` request: the chat fields plus the raw prompt and §4.3 extras. */
+export interface CompletionRequestBody extends ChatRequestBody {
+  readonly prompt: string;
+  readonly stopTokenIds: readonly number[];
+}
+
+/** Longest `stop_token_ids` list accepted. @default 64 */
+export const STUB_MAX_STOP_TOKEN_IDS = 64;
+
+function parseCompletionBody(body: unknown): CompletionRequestBody | string {
+  if (typeof body !== 'object' || body === null) return 'body must be a JSON object';
+  const b = body as Record<string, unknown>;
+  if (typeof b.prompt !== 'string' || b.prompt.length === 0) return '`prompt` must be a non-empty string (token-id prompts are not supported by the stub)';
+  for (const key of ['top_p', 'top_k'] as const) {
+    if (b[key] !== undefined && (typeof b[key] !== 'number' || !Number.isFinite(b[key]))) return `\`${key}\` must be a number`;
+  }
+  const stop = b.stop_token_ids ?? [];
+  if (!Array.isArray(stop) || stop.length > STUB_MAX_STOP_TOKEN_IDS || !stop.every((t) => Number.isInteger(t) && (t as number) >= 0)) {
+    return `\`stop_token_ids\` must be at most ${STUB_MAX_STOP_TOKEN_IDS} non-negative integers`;
+  }
+  const chat = parseChatBody({ ...b, messages: completionAsChat(b.prompt) });
+  if (typeof chat === 'string') return chat;
+  return { ...chat, prompt: b.prompt, stopTokenIds: stop as number[] };
+}
+
 function parseChatBody(body: unknown): ChatRequestBody | string {
   if (typeof body !== 'object' || body === null) return 'body must be a JSON object';
   const b = body as Record<string, unknown>;
@@ -199,6 +238,24 @@ export async function startStubVllm(options: StubVllmOptions): Promise<StubVllm>
         created: 0,
         model: parsed.model,
         choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: finishReason, logprobs: null }],
+        usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+      });
+    }
+    if (req.method === 'POST' && path === '/v1/completions') {
+      const parsed = parseCompletionBody(await readJsonBody(req, maxBody));
+      if (typeof parsed === 'string') return sendOpenAiError(res, 400, parsed, 'BadRequestError');
+      if (!served.has(parsed.model)) return sendOpenAiError(res, 404, `The model \`${parsed.model}\` does not exist.`, 'NotFoundError');
+      await delay(options.latencyMs ?? 0);
+      const { text, finishReason } = stubReplyText(parsed);
+      const promptTokens = parsed.prompt.match(/\S+/g)?.length ?? 0;
+      const completionTokens = text.match(/\S+/g)?.length ?? 0;
+      completionCounter += 1;
+      return sendJson(res, 200, {
+        id: `cmpl-stub-${completionCounter}`,
+        object: 'text_completion',
+        created: 0,
+        model: parsed.model,
+        choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null, stop_reason: null }],
         usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
       });
     }

@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { stageFault } from '../core/faults.ts';
-import { EngineFault, type ChatFn } from './engine.ts';
-import { createOpenAiChat } from './openai-chat.ts';
+import { EngineFault, type ChatFn, type CompletionFn } from './engine.ts';
+import { createOpenAiChat, createOpenAiCompletion } from './openai-chat.ts';
 import { processGroupAlive, signalProcessGroup } from './process-group.ts';
 
 /** Interface the engine binds and we connect to. @default '127.0.0.1' */
@@ -154,15 +154,19 @@ export class VllmManager {
 
   /** OpenAI-compatible chat completion (a {@link ChatFn}); every failure is an INFRA {@link EngineFault}. */
   readonly chat: ChatFn;
+  /** Raw-prompt completion (`/v1/completions`, a {@link CompletionFn}); same failure classes as {@link chat}. */
+  readonly complete: CompletionFn;
 
   constructor(options: VllmManagerOptions) {
     this.opts = options;
     this.host = options.host ?? DEFAULT_ENGINE_HOST;
-    this.chat = createOpenAiChat({
+    const engineOptions = {
       baseUrl: () => this.baseUrl,
       requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_GENERATION_TIMEOUT_MS,
       ...(options.apiKey ? { apiKey: options.apiKey } : {}),
-    });
+    };
+    this.chat = createOpenAiChat(engineOptions);
+    this.complete = createOpenAiCompletion(engineOptions);
   }
 
   /** `http://host:port` of the running engine; throws before {@link start} succeeded. */

@@ -17,6 +17,9 @@ import { OpenRouterClient } from '../judge/openrouter-client.ts';
 import { type JudgeProviderStandin, startJudgeProviderStandin } from '../judge/provider-standin.ts';
 import { ARTIFACT_FILES } from '../judge/replay.ts';
 import { PACKAGE_ROOT } from './env.ts';
+import { uploadEvalArtifacts } from '../gpu-node/artifact-upload.ts';
+import { S3ArtifactStore } from '../persistence/artifact-store.ts';
+import { startS3Standin } from '../persistence/s3-standin.ts';
 
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'albedo.mjs');
 const CHALLENGER = 'org/strong@sha256:' + '1'.repeat(64);
@@ -35,9 +38,9 @@ let provider: JudgeProviderStandin;
 const root = mkdtempSync(path.join(tmpdir(), 'albedo-verify-'));
 const runDir = path.join(root, 'run');
 
-function albedo(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function albedo(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: PACKAGE_ROOT, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: PACKAGE_ROOT, timeout: 60_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -147,6 +150,31 @@ describe('albedo verify (the real binary)', () => {
       expect(missing).toMatchObject({ code: 1, stderr: `error: cannot download verdict.json from ${base}/gone.json: HTTP 404\n` });
     } finally {
       await new Promise((r) => server.close(r));
+    }
+  }, 60_000);
+
+  it('an s3:// verdict URI is read through its public URL, or with ALBEDO_S3_* credentials', async () => {
+    const s3 = await startS3Standin({ bucket: 'albedo-verify' });
+    const store = new S3ArtifactStore({ endpoint: s3.endpoint, bucket: s3.bucket, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region, forcePathStyle: true });
+    try {
+      const up = await uploadEvalArtifacts(store, { spoolDir: runDir, artifactPrefix: 's3://albedo-verify/eval_runs/0d9c7c57', evalRunId: '0d9c7c57-3f6e-4f0e-8d55-2a7a4b1c9e10' });
+      const verdictUri = up.artifacts.verdict!;
+      expect(verdictUri).toBe('s3://albedo-verify/eval_runs/0d9c7c57/verdict.json');
+      // The files the replay reads are uploaded public-read (s3rver itself ignores ACLs: an anonymous
+      // GET would succeed anyway, so the ACL is asserted on the wire).
+      const acls = new Map(s3.requests.filter((r) => r.method === 'PUT').map((r) => [r.url.split('?')[0]!.split('/').pop(), r.acl]));
+      for (const f of [ARTIFACT_FILES.verdict, ARTIFACT_FILES.scoring_results, ARTIFACT_FILES.judge_results, ARTIFACT_FILES.generated_samples]) expect(acls.get(f)).toBe('public-read');
+      const anonymous = { ALBEDO_DASHBOARD_ARTIFACT_BASE_URL: s3.endpoint, ALBEDO_S3_BUCKET: '', ALBEDO_S3_ACCESS_KEY: '', ALBEDO_S3_SECRET_KEY: '' };
+      expect(await albedo(['verify', verdictUri], anonymous)).toEqual({ code: 0, stdout: 'match\n', stderr: '' });
+      const gets = s3.requests.length;
+      const credentialed = { ALBEDO_DASHBOARD_ARTIFACT_BASE_URL: 'http://127.0.0.1:1', ALBEDO_S3_ENDPOINT: s3.endpoint, ALBEDO_S3_BUCKET: s3.bucket, ALBEDO_S3_ACCESS_KEY: s3.accessKeyId, ALBEDO_S3_SECRET_KEY: s3.secretAccessKey, ALBEDO_S3_REGION: s3.region };
+      expect(await albedo(['verify', verdictUri], credentialed)).toEqual({ code: 0, stdout: 'match\n', stderr: '' });
+      expect(s3.requests.length).toBeGreaterThan(gets);
+      const missing = await albedo(['verify', 's3://albedo-verify/eval_runs/none/verdict.json'], anonymous);
+      expect(missing).toMatchObject({ code: 1, stderr: `error: cannot download verdict.json from ${s3.endpoint}/albedo-verify/eval_runs/none/verdict.json: HTTP 404\n` });
+    } finally {
+      store.close();
+      await s3.close();
     }
   }, 60_000);
 });

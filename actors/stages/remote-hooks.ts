@@ -1,6 +1,90 @@
-import { stageFault } from '../../core/faults.ts';
+import { AlbedoError, stageFault } from '../../core/faults.ts';
+import type { SubmissionId } from '../../core/ids.ts';
 import type { EvalInput, PreEvalInput } from '../../core/stage.ts';
+import { isArtifactType, isValidBucketName, parseS3Uri } from '../../persistence/artifact-store.ts';
+import { MAX_ARTIFACT_URI_LENGTH, type NewArtifactRow, recordArtifact } from '../../persistence/artifacts.ts';
+import type { Tx } from '../../persistence/db.ts';
 import type { StageHooks } from '../stage-service.ts';
+
+/** Most artifacts one verdict may list (a run has eight files). @default 32 */
+export const MAX_VERDICT_ARTIFACTS = 32;
+/** Longest `content_type` accepted from a node. @default 200 */
+export const MAX_ARTIFACT_CONTENT_TYPE_LENGTH = 200;
+
+const SHA256_TAGGED = /^sha256:[0-9a-f]{64}$/;
+
+/**
+ * The `artifacts` rows a verdict's `artifactMetadata` (duel.md §10 `artifact_metadata`) describes.
+ * The map comes from a GPU node, so every entry is checked: a known artifact type, an `s3://` URI of
+ * bounded length that names the entry's own bucket and key, a `sha256:<hex>` digest, a safe size.
+ * Entries failing a check are left out (the verdict itself stands: a bad listing is not a bad duel);
+ * `file://` entries are the node's local spool, not stored objects, and are not recorded.
+ */
+export function verdictArtifactRows(metadata: unknown, ids: { readonly submissionId: SubmissionId; readonly stageAttemptId: string }): { rows: NewArtifactRow[]; rejected: number } {
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return { rows: [], rejected: 0 };
+  const entries = Object.values(metadata as Record<string, unknown>);
+  const rows: NewArtifactRow[] = [];
+  let rejected = Math.max(0, entries.length - MAX_VERDICT_ARTIFACTS);
+  for (const entry of entries.slice(0, MAX_VERDICT_ARTIFACTS)) {
+    const m = (entry ?? {}) as Record<string, unknown>;
+    const { uri, bucket, object_key: objectKey, sha256, size_bytes: sizeBytes, content_type: contentType, artifact_type: artifactType } = m;
+    if (typeof uri === 'string' && uri.startsWith('file://')) continue;
+    const valid =
+      typeof uri === 'string' &&
+      uri.length <= MAX_ARTIFACT_URI_LENGTH &&
+      uri.startsWith('s3://') &&
+      isArtifactType(artifactType) &&
+      typeof bucket === 'string' &&
+      isValidBucketName(bucket) &&
+      typeof objectKey === 'string' &&
+      typeof sha256 === 'string' &&
+      SHA256_TAGGED.test(sha256) &&
+      typeof sizeBytes === 'number' &&
+      Number.isSafeInteger(sizeBytes) &&
+      sizeBytes >= 0 &&
+      (contentType === null || contentType === undefined || (typeof contentType === 'string' && contentType.length <= MAX_ARTIFACT_CONTENT_TYPE_LENGTH)) &&
+      namesObject(uri, bucket, objectKey);
+    if (!valid) {
+      rejected += 1;
+      continue;
+    }
+    rows.push({
+      submissionId: ids.submissionId,
+      stageAttemptId: ids.stageAttemptId,
+      artifactType,
+      uri,
+      bucket,
+      objectKey,
+      sha256,
+      sizeBytes,
+      contentType: typeof contentType === 'string' ? contentType : null,
+    });
+  }
+  return { rows, rejected };
+}
+
+/** `uri` is exactly `s3://<bucket>/<objectKey>` with a valid key. */
+function namesObject(uri: string, bucket: string, objectKey: string): boolean {
+  try {
+    const parsed = parseS3Uri(uri);
+    return parsed.bucket === bucket && parsed.key === objectKey;
+  } catch {
+    return false;
+  }
+}
+
+/** Records the verdict's stored artifacts in the finaliser's transaction (idempotent per object). */
+async function recordVerdictArtifacts(tx: Tx, metadata: unknown, ids: { readonly submissionId: SubmissionId; readonly stageAttemptId: string }): Promise<void> {
+  for (const row of verdictArtifactRows(metadata, ids).rows) {
+    try {
+      await recordArtifact(tx, row);
+    } catch (error) {
+      // Same URI already recorded with other bytes: the first record stands (artifacts are immutable),
+      // and the check runs before any failed statement, so the transaction is still usable.
+      if (!(error instanceof AlbedoError && error.code === 'CONFLICT')) throw error;
+    }
+  }
+}
 
 /** v1 defaults (spec/duel.md): 128 samples, 6 % margin. */
 export const DEFAULT_EVAL_SAMPLE_COUNT = 128;
@@ -113,6 +197,11 @@ export function evalHooks(options: EvalHookOptions = {}): StageHooks {
             typeof v.judgeErrors === 'number' ? v.judgeErrors : null,
           ],
         );
+        // duel.md §10-§11: the uploaded run artifacts become `artifacts` rows with the verdict.
+        await recordVerdictArtifacts(tx, (outcome.result as Record<string, unknown>).artifactMetadata, {
+          submissionId: attempt.submission_id as SubmissionId,
+          stageAttemptId: attempt.id,
+        });
       } else {
         await tx.query(
           `UPDATE eval_runs SET state = $2, fault_class = $3, fault_code = $4, fault_message = $5, finished_at = now() WHERE stage_attempt_id = $1`,

@@ -1,13 +1,24 @@
 /**
  * `albedo verify`: recomputes an eval's aggregation and verdict from its run artifacts (duel.md §11)
  * with the parameters recorded in verdict.json, and says whether they match what the host recorded.
- * Sources: a local artifact directory, or a `file://` / `http(s)://` URL of verdict.json (the other
- * files are fetched by the URIs inside it, size-bounded). Looking a run up by its eval run id needs a
- * backend query for artifact URIs that does not exist yet.
+ * Sources: a local artifact directory, or a `file://` / `http(s)://` / `s3://` URI of verdict.json (the
+ * other files are fetched by the URIs inside it, size-bounded), or an eval run id looked up on the
+ * backend (`evalRunArtifacts`). `s3://` objects are read through their public URL (verdict artifacts
+ * are public-read, spec/pipeline.md §9 item 25), or with `ALBEDO_S3_*` credentials when those are set.
  */
 import { open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  type ArtifactStore,
+  artifactStoreFromEnv,
+  ArtifactStoreError,
+  DEFAULT_DASHBOARD_ARTIFACT_BASE_URL,
+  type PublicUrlOptions,
+  parseS3Uri,
+  publicArtifactUrl,
+  S3ArtifactStore,
+} from '../../persistence/artifact-store.ts';
 import { ARTIFACT_FILES, type ArtifactReader, directoryReader, MAX_ARTIFACT_BYTES, ReplayError, type ReplayResult, replayArtifacts } from '../../judge/replay.ts';
 import type { CommandSpec } from '../cli.ts';
 import { UsageError } from '../env.ts';
@@ -40,10 +51,64 @@ async function readFileBounded(path: string, limit: number, what: string): Promi
   }
 }
 
-async function fetchBounded(url: string, limit: number, what: string, signal: AbortSignal): Promise<Uint8Array> {
-  const parsed = new URL(url);
+/** How `s3://` artifact URIs are read. */
+export interface S3Access {
+  /** Public URL mapping (`ALBEDO_DASHBOARD_ARTIFACT_BASE_URL`, `ALBEDO_DASHBOARD_BASE_INCLUDES_BUCKET`). @default the dashboard defaults */
+  readonly publicUrl?: PublicUrlOptions;
+  /** A credentialed store (`ALBEDO_S3_*`); objects of its bucket are read through it. @default none */
+  readonly store?: ArtifactStore | null;
+}
+
+function envFlag(value: string | undefined): boolean {
+  return value !== undefined && ['1', 'true', 'yes', 'on'].includes(value.trim().toLowerCase());
+}
+
+/** {@link S3Access} from the environment; a malformed `ALBEDO_S3_*` setting is a {@link VerifyError}. */
+export function s3AccessFromEnv(env: Readonly<Record<string, string | undefined>>): S3Access {
+  let store: ArtifactStore | null;
+  try {
+    store = artifactStoreFromEnv(env);
+  } catch (error) {
+    if (error instanceof ArtifactStoreError) throw new VerifyError(`ALBEDO_S3_* settings: ${error.message}`);
+    throw error;
+  }
+  return {
+    publicUrl: { baseUrl: env.ALBEDO_DASHBOARD_ARTIFACT_BASE_URL || DEFAULT_DASHBOARD_ARTIFACT_BASE_URL, baseIncludesBucket: envFlag(env.ALBEDO_DASHBOARD_BASE_INCLUDES_BUCKET) },
+    store,
+  };
+}
+
+/** An `s3://` object: through the credentialed store when it holds the bucket, else its public URL. */
+async function fetchS3(uri: string, limit: number, what: string, signal: AbortSignal, access: S3Access): Promise<Uint8Array> {
+  let bucket: string;
+  try {
+    bucket = parseS3Uri(uri).bucket;
+  } catch (error) {
+    throw new VerifyError(`${what}: ${(error as Error).message}`);
+  }
+  const store = access.store;
+  if (store instanceof S3ArtifactStore && store.bucket === bucket) {
+    try {
+      return await store.get(uri, { maxBytes: limit });
+    } catch (error) {
+      throw new VerifyError(`cannot download ${what} from ${uri}: ${(error as Error).message}`);
+    }
+  }
+  const url = publicArtifactUrl(uri, access.publicUrl ?? {});
+  if (url === null) throw new VerifyError(`${what}: ${uri} has no public URL`);
+  return fetchBounded(url, limit, what, signal, access);
+}
+
+async function fetchBounded(url: string, limit: number, what: string, signal: AbortSignal, access: S3Access = {}): Promise<Uint8Array> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new VerifyError(`${what}: not a URI: ${JSON.stringify(url.slice(0, 200))}`);
+  }
   if (parsed.protocol === 'file:') return readFileBounded(fileURLToPath(parsed), limit, what);
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new VerifyError(`${what}: unsupported URI scheme ${parsed.protocol} (file:, http: and https: are)`);
+  if (parsed.protocol === 's3:') return fetchS3(url, limit, what, signal, access);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new VerifyError(`${what}: unsupported URI scheme ${parsed.protocol} (file:, s3:, http: and https: are)`);
   let response: Response;
   try {
     response = await fetch(parsed, { signal: AbortSignal.any([signal, AbortSignal.timeout(FETCH_TIMEOUT_MS)]), redirect: 'follow' });
@@ -72,8 +137,8 @@ async function fetchBounded(url: string, limit: number, what: string, signal: Ab
 }
 
 /** Reads verdict.json from `url`, then every other artifact by the URI verdict.json names for it. */
-async function urlReader(url: string, signal: AbortSignal): Promise<ArtifactReader> {
-  const verdictBytes = await fetchBounded(url, MAX_VERDICT_BYTES, ARTIFACT_FILES.verdict, signal);
+async function urlReader(url: string, signal: AbortSignal, access: S3Access): Promise<ArtifactReader> {
+  const verdictBytes = await fetchBounded(url, MAX_VERDICT_BYTES, ARTIFACT_FILES.verdict, signal, access);
   let doc: unknown;
   try {
     doc = JSON.parse(Buffer.from(verdictBytes).toString('utf8'));
@@ -92,10 +157,15 @@ async function urlReader(url: string, signal: AbortSignal): Promise<ArtifactRead
     // The recorded size bounds the download (a little slack for nothing: sizes are exact).
     const declared = metadata[name as string]?.size_bytes;
     const limit = typeof declared === 'number' && Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, MAX_ARTIFACT_BYTES) : MAX_ARTIFACT_BYTES;
-    const resolved = new URL(uri, url);
+    let resolved: URL;
+    try {
+      resolved = new URL(uri, url);
+    } catch {
+      throw new ReplayError(`${ARTIFACT_FILES.verdict} names an invalid URI for ${file}`);
+    }
     // A verdict served over the network never makes us read local files.
-    if (!url.toLowerCase().startsWith('file:') && resolved.protocol === 'file:') throw new VerifyError(`${ARTIFACT_FILES.verdict} from ${new URL(url).origin} points ${file} at a local file; refusing`);
-    return fetchBounded(resolved.href, limit, file, signal);
+    if (!url.toLowerCase().startsWith('file:') && resolved.protocol === 'file:') throw new VerifyError(`${ARTIFACT_FILES.verdict} from ${url.split('/').slice(0, 3).join('/')} points ${file} at a local file; refusing`);
+    return fetchBounded(resolved.href, limit, file, signal, access);
   };
 }
 
@@ -106,9 +176,9 @@ export interface BackendLookup {
 }
 
 /**
- * The verdict URI of eval run `id`, asked of the backend (`evalRunArtifacts`). Artifacts live where the
- * eval host spooled them (`file://` on that host until the artifact store exists), so a replay by id
- * works on the host that ran it, or wherever those URIs resolve.
+ * The verdict URI of eval run `id`, asked of the backend (`evalRunArtifacts`): `s3://` when the eval
+ * node uploaded its artifacts, `file://` on the node when it had no store configured (then a replay by
+ * id works only where that path resolves).
  */
 async function verdictUriOf(id: string, backend: BackendLookup): Promise<string> {
   if (!backend.api) throw new VerifyError('looking up an eval run by id needs the backend: pass --api <ws://host:port/rpc> (and ALBEDO_READER_TOKEN), or pass the artifact directory or the verdict URL');
@@ -128,12 +198,12 @@ async function verdictUriOf(id: string, backend: BackendLookup): Promise<string>
 }
 
 /** Resolves the target to an artifact reader, or throws {@link VerifyError}. */
-export async function resolveTarget(target: string, signal: AbortSignal, backend: BackendLookup = {}): Promise<ArtifactReader> {
-  if (/^(file|https?):\/\//i.test(target)) return urlReader(target, signal);
+export async function resolveTarget(target: string, signal: AbortSignal, backend: BackendLookup = {}, access: S3Access = {}): Promise<ArtifactReader> {
+  if (/^(file|https?|s3):\/\//i.test(target)) return urlReader(target, signal, access);
   const info = await stat(target).catch(() => null);
   if (info?.isDirectory()) return directoryReader(target);
   if (info?.isFile()) return directoryReader(dirname(target));
-  if (UUID_RE.test(target)) return urlReader(await verdictUriOf(target, backend), signal);
+  if (UUID_RE.test(target)) return urlReader(await verdictUriOf(target, backend), signal, access);
   throw new VerifyError(`no such artifact directory: ${target}`);
 }
 
@@ -156,9 +226,11 @@ export const verifyCommand: CommandSpec = {
     'generated-samples.jsonl), recomputes the judge aggregation and the verdict (margin rule, bootstrap',
     'bound and policy) with the parameters recorded in verdict.json, and prints "match", or',
     '"mismatch: <field>: recorded X, recomputed Y" for the first field that differs. The target is a local',
-    'artifact directory (or its verdict.json), or a file:// or http(s):// URL of verdict.json, in which case',
-    'the other files are downloaded from the URIs it lists (size-bounded). An eval run id is looked up on',
-    'the backend (--api, reader token in ALBEDO_READER_TOKEN) for its verdict URI.',
+    'artifact directory (or its verdict.json), or a file://, s3:// or http(s):// URI of verdict.json, in which',
+    'case the other files are downloaded from the URIs it lists (size-bounded). An eval run id is looked up',
+    'on the backend (--api, reader token in ALBEDO_READER_TOKEN) for its verdict URI. s3:// objects are read',
+    'through their public URL (ALBEDO_DASHBOARD_ARTIFACT_BASE_URL, ALBEDO_DASHBOARD_BASE_INCLUDES_BUCKET),',
+    'or with ALBEDO_S3_ENDPOINT / _BUCKET / _ACCESS_KEY / _SECRET_KEY when those are set.',
     'Exit 0 on match, 1 on mismatch or error.',
   ].join('\n'),
   // [0, 1] rather than [1, 1] so a missing target gets this command's own usage message.
@@ -173,8 +245,10 @@ export const verifyCommand: CommandSpec = {
     if (target === undefined || target === '') throw new UsageError('missing the artifact directory, verdict URL or eval run id to verify');
     const json = flags.boolean('json');
     let result: ReplayResult;
+    let access: S3Access = {};
     try {
-      result = await replayArtifacts(await resolveTarget(target, ctx.signal, { api: flags.string('api'), token: ctx.env.ALBEDO_READER_TOKEN }));
+      access = s3AccessFromEnv(ctx.env);
+      result = await replayArtifacts(await resolveTarget(target, ctx.signal, { api: flags.string('api'), token: ctx.env.ALBEDO_READER_TOKEN }, access));
     } catch (error) {
       if (json && (error instanceof VerifyError || error instanceof ReplayError)) {
         ctx.out(JSON.stringify({ match: false, error: error.message }));
@@ -182,6 +256,8 @@ export const verifyCommand: CommandSpec = {
       }
       if (error instanceof ReplayError) throw new VerifyError(error.message);
       throw error;
+    } finally {
+      if (access.store instanceof S3ArtifactStore) access.store.close();
     }
     ctx.out(json ? JSON.stringify(result) : formatResult(result));
     return result.match ? 0 : 1;

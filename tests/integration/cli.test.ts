@@ -6,6 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { WebSocket } from 'ws';
 import { createAlbedoClient } from '../../rpc/client.ts';
+import { openDb } from '../../persistence/db.ts';
+import { startEmbeddedPostgres } from '../../persistence/embedded.ts';
 
 const BIN = 'bin/albedo-validator.mjs';
 
@@ -102,16 +104,52 @@ describe('albedo-validator CLI', () => {
     const { reader } = JSON.parse(readFileSync(join(dir, 'devnet', 'tokens.json'), 'utf8')) as { reader: string };
     const client = createAlbedoClient({ url: backendUrl ?? '', token: reader, WebSocket });
     const evalRuns = (await client.api.evalRuns.query({ limit: 10 })) as Array<{ id: string; state: string }>;
-    await client.close();
     const succeeded = evalRuns.filter((r) => r.state === 'SUCCEEDED');
     expect(succeeded.length).toBeGreaterThanOrEqual(2);
+    // The eval node uploaded each run to the stand-in bucket: the verdict URI is s3://, read back
+    // through the bucket's public URL (verdict artifacts are public-read).
     for (const r of succeeded) {
-      const verify = await runAsync(['bin/albedo.mjs', 'verify', r.id, '--api', backendUrl ?? ''], { ALBEDO_READER_TOKEN: reader });
+      const found = await client.api.evalRunArtifacts.query({ evalRunId: r.id });
+      expect(found.artifacts.verdict).toMatch(/^s3:\/\/albedo-artifacts\/submissions\/[0-9a-f-]{36}\/eval\/.+\/verdict\.json$/);
+    }
+    await client.close();
+    // duel.md §4.3: the node rendered prompts with the pinned genesis template and generated from them.
+    expect(out).toMatch(/\[gpu-eval-1\] \[gpu-node\] chat template: pinned genesis template sha256 [0-9a-f]{64}/);
+    expect(out).toMatch(/\[gpu-eval-1\] \[gpu-node\] eval artifacts: uploaded to s3:\/\/albedo-artifacts/);
+    const s3Endpoint = /artifact bucket \(s3rver[^)]*\) at (http:\/\/127\.0\.0\.1:\d+)\//.exec(out)?.[1];
+    expect(s3Endpoint).toBeDefined();
+    for (const r of succeeded) {
+      const verify = await runAsync(['bin/albedo.mjs', 'verify', r.id, '--api', backendUrl ?? ''], { ALBEDO_READER_TOKEN: reader, ALBEDO_DASHBOARD_ARTIFACT_BASE_URL: s3Endpoint ?? '' });
       expect(verify.stdout.trim(), verify.stderr).toBe('match');
       expect(verify.stderr).not.toContain(reader);
+    }
+    for (const runDir of runs) {
+      const request = JSON.parse(readFileSync(join(runDir, 'request.json'), 'utf8')) as { generationPath?: string; chatTemplateSha256?: string | null };
+      expect(request.generationPath).toBe('completions');
+      expect(request.chatTemplateSha256).toMatch(/^[0-9a-f]{64}$/);
     }
     child.kill('SIGINT');
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).toBe(0);
-  }, 180_000);
+    // The backend recorded every uploaded verdict as an `artifacts` row (read from the stack's own
+    // embedded Postgres once it has stopped).
+    const pg = await startEmbeddedPostgres({ dataDir: join(dir, 'devnet', 'pg') });
+    const db = await openDb({ connectionString: pg.connectionString, max: 1 });
+    try {
+      const { rows } = await db.query<{ uri: string; eval_run_id: string; sha256: string | null }>(
+        `SELECT a.uri, er.id AS eval_run_id, a.sha256 FROM artifacts a JOIN eval_runs er ON er.stage_attempt_id = a.stage_attempt_id
+          WHERE a.artifact_type = 'EVAL_VERDICT' AND er.state = 'SUCCEEDED'`,
+      );
+      for (const r of succeeded) {
+        const row = rows.find((x) => x.eval_run_id === r.id);
+        expect(row?.uri).toMatch(/^s3:\/\/albedo-artifacts\/.+\/verdict\.json$/);
+        expect(row?.sha256).toMatch(/^sha256:[0-9a-f]{64}$/);
+      }
+      const types = await db.query<{ artifact_type: string }>(`SELECT DISTINCT artifact_type FROM artifacts WHERE uri LIKE 's3://albedo-artifacts/submissions/%/eval/%'`);
+      expect(types.rows.map((t) => t.artifact_type).sort()).toEqual(['EVAL_REQUEST', 'EVAL_TRANSCRIPT', 'EVAL_VERDICT', 'GENERATED_SAMPLES', 'JUDGE_RESULTS', 'REMOTE_LOGS', 'REMOTE_PROGRESS', 'SCORING_RESULTS']);
+    } finally {
+      await db.end();
+      await pg.stop();
+    }
+  }, 240_000);
 });

@@ -7,7 +7,9 @@ import type { InProcessExecutor } from '../../actors/stage-service.ts';
 import { FAST_LIMITS, randomReveal } from '../support/pipeline-kit.ts';
 import { GpuNodeAgent } from '../../gpu-node/agent.ts';
 import { demoEvalPrompts } from '../../gpu-node/demo-prompts.ts';
-import { routeChatByModel } from '../../gpu-node/executors.ts';
+import { routeChatByModel, routeCompletionByModel } from '../../gpu-node/executors.ts';
+import { S3ArtifactStore } from '../../persistence/artifact-store.ts';
+import { type S3Standin, startS3Standin } from '../../persistence/s3-standin.ts';
 import { stubVllmCommand, VllmManager } from '../../gpu-node/vllm-manager.ts';
 import { createJudge } from '../../judge/judge-actor.ts';
 import { OpenRouterClient } from '../../judge/openrouter-client.ts';
@@ -25,6 +27,8 @@ describe('GPU nodes dial out, run PRE_EVAL and EVAL on stub vLLM, and the judge 
   let provider: Awaited<ReturnType<typeof startJudgeProviderStandin>>;
   const dir = mkdtempSync(join(tmpdir(), 'albedo-node-'));
   const agents: GpuNodeAgent[] = [];
+  let s3: S3Standin;
+  let artifactStore: S3ArtifactStore;
   const startAgent = async (role: 'PRE_EVAL' | 'EVAL', token: string) => {
     const agent = new GpuNodeAgent({
       backendUrl: backend.url,
@@ -35,10 +39,16 @@ describe('GPU nodes dial out, run PRE_EVAL and EVAL on stub vLLM, and the judge 
       sideEffectLog: join(dir, 'effects.log'),
       evalPrompts: demoEvalPrompts,
       heartbeatMs: 200,
+      // The eval node uploads its run artifacts (duel.md §11) to the S3 stand-in.
+      ...(role === 'EVAL' ? { artifactStore } : {}),
       startEngine: async (models, signal) => {
         const managers = models.map((m) => new VllmManager({ command: stubVllmCommand({ models: [m] }), startupTimeoutMs: 30_000, pollIntervalMs: 50 }));
         await Promise.all(managers.map((m) => m.start(signal)));
-        return { chat: routeChatByModel(Object.fromEntries(models.map((m, i) => [m, managers[i]!.chat]))), stop: async () => void (await Promise.all(managers.map((m) => m.stop()))) };
+        return {
+          chat: routeChatByModel(Object.fromEntries(models.map((m, i) => [m, managers[i]!.chat]))),
+          complete: routeCompletionByModel(Object.fromEntries(models.map((m, i) => [m, managers[i]!.complete]))),
+          stop: async () => void (await Promise.all(managers.map((m) => m.stop()))),
+        };
       },
     });
     await agent.start();
@@ -50,6 +60,8 @@ describe('GPU nodes dial out, run PRE_EVAL and EVAL on stub vLLM, and the judge 
     t = await freshDatabase(testServers()[0]!);
     await bootstrapGenesis(t.db, { netuid: 97, hotkey: 'genesis', uid: 0, modelUri: 'teutonic/albedo-qwen3.6-35b-genesis@sha256:' + 'e'.repeat(64) });
     provider = await startJudgeProviderStandin({ apiKey: PROVIDER_KEY });
+    s3 = await startS3Standin({ bucket: 'albedo-artifacts' });
+    artifactStore = new S3ArtifactStore({ endpoint: s3.endpoint, bucket: s3.bucket, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region, forcePathStyle: true });
     const judge = createJudge({ client: new OpenRouterClient({ apiKey: PROVIDER_KEY, baseUrl: provider.baseUrl, backoffBaseMs: 10 }) });
     backend = await startBackend({
       db: t.db,
@@ -68,6 +80,8 @@ describe('GPU nodes dial out, run PRE_EVAL and EVAL on stub vLLM, and the judge 
     for (const a of agents) await a.stop();
     await backend?.close();
     await provider?.close();
+    artifactStore?.close();
+    await s3?.close();
     await t?.drop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -82,6 +96,15 @@ describe('GPU nodes dial out, run PRE_EVAL and EVAL on stub vLLM, and the judge 
     const run = (await t.db.query('SELECT state, challenger_won, score_challenger, score_king, remote_host_id FROM eval_runs WHERE submission_id = $1', [strong.id])).rows[0];
     expect(run).toMatchObject({ state: 'SUCCEEDED', challenger_won: true, remote_host_id: 'eval-1' });
     expect(Number(run.score_challenger)).toBeGreaterThan(Number(run.score_king));
+    // The uploaded run artifacts were recorded with the verdict, one row per stored object.
+    const stored = await t.db.query<{ artifact_type: string; uri: string; stage_attempt_id: string | null }>(
+      `SELECT a.artifact_type, a.uri, a.stage_attempt_id FROM artifacts a JOIN eval_runs er ON er.stage_attempt_id = a.stage_attempt_id WHERE er.submission_id = $1 ORDER BY a.artifact_type`,
+      [strong.id],
+    );
+    expect(stored.rows.map((r) => r.artifact_type)).toEqual(['EVAL_REQUEST', 'EVAL_TRANSCRIPT', 'EVAL_VERDICT', 'GENERATED_SAMPLES', 'JUDGE_RESULTS', 'REMOTE_LOGS', 'REMOTE_PROGRESS', 'SCORING_RESULTS']);
+    expect(stored.rows.every((r) => r.uri.startsWith(`s3://albedo-artifacts/submissions/${strong.id}/eval/`))).toBe(true);
+    const verdictUri = stored.rows.find((r) => r.artifact_type === 'EVAL_VERDICT')?.uri ?? '';
+    expect(JSON.parse(Buffer.from(await artifactStore.get(verdictUri)).toString('utf8')).artifacts.verdict).toBe(verdictUri);
     const sanity = await t.db.query('SELECT passed FROM sanity_results WHERE submission_id = $1', [broken.id]);
     expect(sanity.rows).toEqual([{ passed: false }]);
     const effects = readFileSync(join(dir, 'effects.log'), 'utf8').trim().split('\n');
