@@ -26,6 +26,7 @@ import { startS3Standin } from '../persistence/s3-standin.ts';
 import { dedupConfigFromEnv, openDedupIndex } from '../validation/dedup/index.ts';
 import { HippiusStore } from '../validation/hippius-store.ts';
 import { publishSyntheticRegistryModel, startLocalRegistry } from '../validation/local-registry.ts';
+import { startCacheGc } from '../validation/cache-gc.ts';
 import { ModelCache } from '../validation/model-cache.ts';
 import { createValidationExecutor } from '../validation/stage.ts';
 import { RoutingModelStore } from '../validation/store-config.ts';
@@ -158,6 +159,7 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
   const artifacts = new S3ArtifactStore({ endpoint: s3.endpoint, bucket: s3.bucket, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region, forcePathStyle: true });
   const dedup = await openDedupIndex(dedupConfigFromEnv(process.env), { db: o.db });
   await dedup.health();
+  const modelCache = new ModelCache({ root: join(o.dataDir, 'model-cache') });
   const genesis = await publishSyntheticRegistryModel(registryRoot, 'teutonic/albedo-qwen3.6-35b-genesis', { seed: 'genesis' });
   const chatTemplate = genesisChatTemplateFile(o.dataDir, genesis.files);
   log(`genesis chat template pinned for duel prompts: sha256 ${chatTemplate.sha256.slice(0, 12)}…`);
@@ -175,7 +177,7 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
     executors: {
       HIPPIUS: createValidationExecutor({
         store: new RoutingModelStore({ hippius: new HippiusStore({ registry: registry.url, token: tokens.registry }) }),
-        cache: new ModelCache({ root: join(o.dataDir, 'model-cache') }),
+        cache: modelCache,
         dedup,
         artifacts,
         backends: ['hippius', 'hf'],
@@ -194,6 +196,15 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
     sweepIntervalMs: cfg.ALBEDO_SWEEP_INTERVAL_S * 1000,
     inspectUrl: o.inspectUrl,
     onError: o.onError,
+  });
+  // Spec §5 cache GC: kings, genesis and unfinished submissions stay; the rest ages out.
+  const cacheGc = startCacheGc({
+    db: o.db,
+    cache: modelCache,
+    onResult: (r) => {
+      if (r.evicted.length > 0) log(`[model-cache] evicted ${r.evicted.join(', ')}`);
+    },
+    onError: (e) => o.onError(toAlbedoError(e), 'model cache GC'),
   });
 
   // LOCAL STAND-IN for SWE-ZERO: synthetic trajectories in real parquet shards with a pinned manifest,
@@ -287,6 +298,7 @@ export async function startLocalDevnet(o: LocalDevnetOptions): Promise<LocalDevn
       await demo;
       await provider.close();
       await chain.close();
+      await cacheGc.stop();
       await registry.close();
       await s3.close();
       await dedup.close();
