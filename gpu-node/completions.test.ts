@@ -3,7 +3,7 @@
  * is, the canonical stop token and sampling); samples without a pinned rendering keep the chat path.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JudgeDuelRequest, JudgeDuelResult, JudgeGateway } from '../judge/types.ts';
+import { fixedJudge } from '../tests/support/judge.ts';
 import { type CompletionParams, EngineFault, EVAL_STOP_TOKEN_IDS } from './engine.ts';
 import { type ChatFn, type CompletionFn, type EvalPrompt, renderChatPrompt, routeCompletionByModel, runEval } from './executors.ts';
 import { createOpenAiChat, createOpenAiCompletion } from './openai-chat.ts';
@@ -66,25 +66,7 @@ describe('createOpenAiCompletion', () => {
 });
 
 describe('runEval generation path', () => {
-  const judge: JudgeGateway & { requests: JudgeDuelRequest[] } = {
-    requests: [],
-    async judgeDuel(req): Promise<JudgeDuelResult> {
-      this.requests.push(req);
-      return {
-        scoreChallenger: 0.7,
-        scoreKing: 0.3,
-        sampleCount: req.samples.length,
-        scoredSampleCount: req.samples.length,
-        validFraction: 1,
-        judgeCount: 3,
-        judgeErrors: 0,
-        byJudge: {},
-        byMetric: { correctness: 0, grounding: 0, progress: 0, protocol: 0, efficiency: 0 },
-        servedModels: {},
-        records: [],
-      };
-    },
-  };
+  const judge = fixedJudge(0.7);
   const input = { challengerModelUri: 'org/strong-1', kingModelUri: 'org/plain-1', blockHash: '0x77', sampleCount: 2, winMargin: 0.06 };
   const messages = [[{ role: 'user' as const, content: 'Fix the KeyError in parse_config.' }], [{ role: 'user' as const, content: 'Add a retry to fetch_manifest.' }]];
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StageProgress } from '../core/stage.ts';
-import type { JudgeDuelResult, JudgeGateway } from '../judge/types.ts';
+import { fixedJudge } from '../tests/support/judge.ts';
 import { S3ArtifactStore } from '../persistence/artifact-store.ts';
 import { type S3Standin, startS3Standin } from '../persistence/s3-standin.ts';
 import { type EvalPrompt, runEval } from './executors.ts';
@@ -33,23 +33,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const judge: JudgeGateway = {
-  async judgeDuel(req): Promise<JudgeDuelResult> {
-    return {
-      scoreChallenger: 0.7,
-      scoreKing: 0.3,
-      sampleCount: req.samples.length,
-      scoredSampleCount: req.samples.length,
-      validFraction: 1,
-      judgeCount: 3,
-      judgeErrors: 0,
-      byJudge: {},
-      byMetric: { correctness: 0, grounding: 0, progress: 0, protocol: 0, efficiency: 0 },
-      servedModels: {},
-      records: [],
-    };
-  },
-};
+const judge = fixedJudge(0.7);
 const input = { challengerModelUri: 'org/strong-1', kingModelUri: 'org/plain-1', blockHash: '0x99', sampleCount: 2, winMargin: 0.06 };
 const prompts: EvalPrompt[] = ['Fix parse_config.', 'Retry fetch_manifest.'].map((content, i) => ({ sampleId: `data/train-00000-of-00001.parquet:0:${i}`, messages: [{ role: 'user', content }] }));
 const live = () => new AbortController().signal;

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stageFault } from '../core/faults.ts';
 import type { StageProgress } from '../core/stage.ts';
-import { JudgeFault, type JudgeDuelRequest, type JudgeDuelResult, type JudgeGateway } from '../judge/types.ts';
+import { JudgeFault, type JudgeGateway } from '../judge/types.ts';
+import { fixedJudge } from '../tests/support/judge.ts';
 import { EngineFault } from './engine.ts';
 import { DEFAULT_TOY_PROMPTS, renderChatPrompt, routeChatByModel, runEval, runPreEval, selectPreEvalPrompts, type ChatFn, type EvalPrompt } from './executors.ts';
 import { createOpenAiChat } from './openai-chat.ts';
@@ -105,29 +106,6 @@ describe('runEval with a recording judge', () => {
   const prompts: EvalPrompt[] = DEFAULT_TOY_PROMPTS.map((content, i) => ({ sampleId: `data/train-00000-of-00001.parquet:0:${i}`, messages: [{ role: 'user', content }] }));
   const input = { challengerModelUri: 'org/strong-1', kingModelUri: 'org/plain-1', blockHash: BLOCK, sampleCount: 3, winMargin: 0.06 };
 
-  /** A JudgeGateway that records the request and answers with fixed scores. */
-  function fixedJudge(scoreChallenger: number): JudgeGateway & { requests: JudgeDuelRequest[] } {
-    const requests: JudgeDuelRequest[] = [];
-    return {
-      requests,
-      async judgeDuel(req): Promise<JudgeDuelResult> {
-        requests.push(req);
-        return {
-          scoreChallenger,
-          scoreKing: 1 - scoreChallenger,
-          sampleCount: req.samples.length,
-          scoredSampleCount: req.samples.length,
-          validFraction: 1,
-          judgeCount: 3,
-          judgeErrors: 0,
-          byJudge: {},
-          byMetric: { correctness: 0, grounding: 0, progress: 0, protocol: 0, efficiency: 0 },
-          servedModels: {},
-          records: [],
-        };
-      },
-    };
-  }
 
   it('generates both sides, hands delimited pairs to the judge and applies the margin rule', async () => {
     const judge = fixedJudge(0.53);
