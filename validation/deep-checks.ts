@@ -1,4 +1,4 @@
-import { open, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type FaultCode, type StageFault, stageFault } from '../core/faults.ts';
 import { compareCodePoints } from '../core/py-compat.ts';
@@ -9,7 +9,7 @@ import { DEFAULT_MAX_KNN_DIM, type ModelFingerprint } from './fingerprint-types.
 import { type CacheMarker, type ModelCache, ModelCacheError } from './model-cache.ts';
 import type { ModelRef } from './model-ref.ts';
 import type { ModelStore, StoreFile } from './model-store.ts';
-import { DEFAULT_MAX_SAFETENSORS_HEADER_BYTES, parseSafetensorsHeader, readHeaderLength } from './safetensors.ts';
+import { DEFAULT_MAX_SAFETENSORS_HEADER_BYTES, readShardHeaderFile } from './safetensors.ts';
 
 /**
  * Steps 7, 8 and 10 of spec/validation.md §1, after the checks that need no download: the full
@@ -90,22 +90,9 @@ export async function validateHeadersOnDisk(dir: string, maxHeaderBytes: number 
   const names = (await readdir(dir)).filter((n) => n.endsWith('.safetensors')).sort(compareCodePoints);
   let tensors = 0;
   for (const name of names) {
-    const fh = await open(join(dir, name), 'r');
-    try {
-      const { size } = await fh.stat();
-      const prefix = new Uint8Array(8);
-      const { bytesRead } = await fh.read(prefix, 0, 8, 0);
-      const len = readHeaderLength(name, prefix.subarray(0, bytesRead), maxHeaderBytes, size);
-      if (!len.ok) return { ok: false, message: len.message };
-      const header = new Uint8Array(len.value);
-      const got = await fh.read(header, 0, len.value, 8);
-      if (got.bytesRead !== len.value) return { ok: false, message: `shard ${name}: file ends inside its header` };
-      const parsed = parseSafetensorsHeader(name, header, size);
-      if (!parsed.ok) return { ok: false, message: parsed.message };
-      tensors += parsed.value.tensors.length;
-    } finally {
-      await fh.close();
-    }
+    const header = await readShardHeaderFile(join(dir, name), name, maxHeaderBytes);
+    if (!header.ok) return { ok: false, message: header.message };
+    tensors += header.value.tensors.length;
   }
   return { ok: true, shards: names.length, tensors };
 }

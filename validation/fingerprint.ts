@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { compareCodePoints, PyFloat, pyJsonDumps } from '../core/py-compat.ts';
@@ -25,7 +25,7 @@ import {
   type ModelFingerprint,
 } from './fingerprint-types.ts';
 import { runShardJobs, ShardJobsAborted } from './fingerprint-pool.ts';
-import { DEFAULT_MAX_SAFETENSORS_HEADER_BYTES, parseSafetensorsHeader, readHeaderLength } from './safetensors.ts';
+import { DEFAULT_MAX_SAFETENSORS_HEADER_BYTES, readShardHeaderFile } from './safetensors.ts';
 
 /**
  * The model fingerprint engine (spec/validation.md §8, §9.2): one pass over a model directory gives
@@ -113,33 +113,15 @@ async function listShards(dir: string): Promise<string[]> {
 /** §4.2 validation of one shard's header (defensive: the stage validated it before). */
 async function readShard(dir: string, name: string, maxHeaderBytes: number): Promise<ShardInfo> {
   const path = join(dir, name);
-  let size: number;
-  let prefix: Uint8Array;
-  let headerBytes: Uint8Array | null = null;
-  let headerLength: number | null = null;
+  let header: Awaited<ReturnType<typeof readShardHeaderFile>>;
   try {
-    size = (await stat(path)).size;
-    const fh = await open(path, 'r');
-    try {
-      prefix = new Uint8Array(8);
-      const { bytesRead } = await fh.read(prefix, 0, 8, 0);
-      prefix = prefix.subarray(0, bytesRead);
-      const len = readHeaderLength(name, prefix, maxHeaderBytes, size);
-      if (!len.ok) throw new FingerprintError('header', len.message);
-      headerLength = len.value;
-      headerBytes = new Uint8Array(headerLength);
-      const got = await fh.read(headerBytes, 0, headerLength, 8);
-      if (got.bytesRead !== headerLength) throw new FingerprintError('header', `shard ${name}: header is truncated`);
-    } finally {
-      await fh.close();
-    }
+    header = await readShardHeaderFile(path, name, maxHeaderBytes);
   } catch (err) {
-    if (err instanceof FingerprintError) throw err;
     throw ioError(`cannot read ${name}`, err);
   }
-  const parsed = parseSafetensorsHeader(name, headerBytes, size);
-  if (!parsed.ok) throw new FingerprintError('header', parsed.message);
-  return { name, path, size, dataStart: 8 + headerLength, tensors: parsed.value.tensors };
+  if (!header.ok) throw new FingerprintError('header', header.message);
+  const { fileSize, headerLength, tensors } = header.value;
+  return { name, path, size: fileSize, dataStart: 8 + headerLength, tensors };
 }
 
 async function readShards(dir: string, maxHeaderBytes: number): Promise<ShardInfo[]> {

@@ -1,9 +1,11 @@
+import { open } from 'node:fs/promises';
 import { pyRepr, pyReprList, pyStrRepr, pySorted } from '../core/py-compat.ts';
 
 /**
  * Safetensors header parsing and sanity rules (spec/validation.md §4). Pure functions over bytes:
  * the preflight feeds them ranges read from a store, the later on-disk validation (§4.2) can feed
- * them a local file's bytes. Nothing here throws on hostile input; every problem is a message.
+ * them a local file's bytes. Nothing here throws on hostile input; every problem is a message
+ * ({@link readShardHeaderFile} throws only for I/O errors).
  */
 
 /** `ALBEDO_MAX_SAFETENSORS_HEADER_BYTES`: upstream had no cap (a multi-GB header was a DoS). */
@@ -145,4 +147,27 @@ export function disallowedDtypes(header: SafetensorsHeader): string[] {
 /** The §4.1 step 5 message (upstream wording). */
 export function weightDtypeMessage(shard: string, bad: readonly string[]): string {
   return `model weights must be 16-bit (F16/BF16); shard ${shard} has dtype(s): ${pyReprList(bad)}`;
+}
+
+/**
+ * §4.2 on a shard file on disk: the capped length prefix, the header bytes, every rule against the
+ * file's real size. A hostile file is a message; only I/O errors throw. Shared by the validation
+ * stage's on-disk step and the fingerprint engine, which must agree on what a valid shard is.
+ */
+export async function readShardHeaderFile(path: string, shard: string, maxHeaderBytes: number): Promise<Checked<SafetensorsHeader & { readonly fileSize: number }>> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const prefix = new Uint8Array(8);
+    const { bytesRead } = await fh.read(prefix, 0, 8, 0);
+    const len = readHeaderLength(shard, prefix.subarray(0, bytesRead), maxHeaderBytes, size);
+    if (!len.ok) return len;
+    const headerBytes = new Uint8Array(len.value);
+    const got = await fh.read(headerBytes, 0, len.value, 8);
+    if (got.bytesRead !== len.value) return fail(`shard ${shard}: header is truncated`);
+    const parsed = parseSafetensorsHeader(shard, headerBytes, size);
+    return parsed.ok ? { ok: true, value: { ...parsed.value, fileSize: size } } : parsed;
+  } finally {
+    await fh.close();
+  }
 }
