@@ -61,66 +61,49 @@ export interface VectorHit {
 
 const KERNEL_WAT = `(module
   (import "env" "mem" (memory 1))
-  ;; out[i] = dot(q[0..m), s[i*m .. i*m+m)) in float32, m a multiple of 16.
+  ;; dot(q[0..m), row[0..m)) in float32 with four accumulators; $bytes = 4m, m a multiple of 16.
+  (func $dot (param $q i32) (param $row i32) (param $bytes i32) (result f32)
+    (local $k i32) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (block $rowdone (loop $cols
+      (br_if $rowdone (i32.ge_u (local.get $k) (local.get $bytes)))
+      (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+        (v128.load (i32.add (local.get $q) (local.get $k))) (v128.load (i32.add (local.get $row) (local.get $k))))))
+      (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+        (v128.load offset=16 (i32.add (local.get $q) (local.get $k))) (v128.load offset=16 (i32.add (local.get $row) (local.get $k))))))
+      (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+        (v128.load offset=32 (i32.add (local.get $q) (local.get $k))) (v128.load offset=32 (i32.add (local.get $row) (local.get $k))))))
+      (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+        (v128.load offset=48 (i32.add (local.get $q) (local.get $k))) (v128.load offset=48 (i32.add (local.get $row) (local.get $k))))))
+      (local.set $k (i32.add (local.get $k) (i32.const 64)))
+      (br $cols)))
+    (local.set $a0 (f32x4.add (f32x4.add (local.get $a0) (local.get $a1)) (f32x4.add (local.get $a2) (local.get $a3))))
+    (f32.add (f32.add (f32x4.extract_lane 0 (local.get $a0)) (f32x4.extract_lane 1 (local.get $a0)))
+             (f32.add (f32x4.extract_lane 2 (local.get $a0)) (f32x4.extract_lane 3 (local.get $a0)))))
+  ;; out[i] = dot(q, s[i*m ..)) for i < n: every row in order (the sketch scan).
   (func (export "matvec") (param $q i32) (param $s i32) (param $n i32) (param $m i32) (param $out i32)
-    (local $i i32) (local $j i32) (local $row i32) (local $bytes i32)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $i i32) (local $row i32) (local $bytes i32)
     (local.set $bytes (i32.shl (local.get $m) (i32.const 2)))
     (local.set $row (local.get $s))
     (block $done (loop $rows
       (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-      (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-      (local.set $j (i32.const 0))
-      (block $rowdone (loop $cols
-        (br_if $rowdone (i32.ge_u (local.get $j) (local.get $bytes)))
-        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-          (v128.load (i32.add (local.get $q) (local.get $j))) (v128.load (i32.add (local.get $row) (local.get $j))))))
-        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-          (v128.load offset=16 (i32.add (local.get $q) (local.get $j))) (v128.load offset=16 (i32.add (local.get $row) (local.get $j))))))
-        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-          (v128.load offset=32 (i32.add (local.get $q) (local.get $j))) (v128.load offset=32 (i32.add (local.get $row) (local.get $j))))))
-        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-          (v128.load offset=48 (i32.add (local.get $q) (local.get $j))) (v128.load offset=48 (i32.add (local.get $row) (local.get $j))))))
-        (local.set $j (i32.add (local.get $j) (i32.const 64)))
-        (br $cols)))
-      (local.set $a0 (f32x4.add (f32x4.add (local.get $a0) (local.get $a1)) (f32x4.add (local.get $a2) (local.get $a3))))
       (f32.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2)))
-        (f32.add (f32.add (f32x4.extract_lane 0 (local.get $a0)) (f32x4.extract_lane 1 (local.get $a0)))
-                 (f32.add (f32x4.extract_lane 2 (local.get $a0)) (f32x4.extract_lane 3 (local.get $a0)))))
+        (call $dot (local.get $q) (local.get $row) (local.get $bytes)))
       (local.set $row (i32.add (local.get $row) (local.get $bytes)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $rows))))
-  ;; out[j] = dot(q[0..m), rows[slots[j]*m ..)) for j < count, in float32, m a multiple of 16.
+  ;; out[j] = dot(q, rows[slots[j]*m ..)) for j < count: the listed rows (the residual re-check).
   (func (export "gather") (param $q i32) (param $rows i32) (param $slots i32) (param $count i32) (param $m i32) (param $out i32)
-    (local $j i32) (local $row i32) (local $bytes i32) (local $k i32)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $j i32) (local $bytes i32)
     (local.set $bytes (i32.shl (local.get $m) (i32.const 2)))
     (block $done (loop $items
       (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
-      (local.set $row (i32.add (local.get $rows)
-        (i32.mul (i32.load (i32.add (local.get $slots) (i32.shl (local.get $j) (i32.const 2)))) (local.get $bytes))))
-      (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-      (local.set $k (i32.const 0))
-      (block $rowdone (loop $cols
-        (br_if $rowdone (i32.ge_u (local.get $k) (local.get $bytes)))
-        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-          (v128.load (i32.add (local.get $q) (local.get $k))) (v128.load (i32.add (local.get $row) (local.get $k))))))
-        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-          (v128.load offset=16 (i32.add (local.get $q) (local.get $k))) (v128.load offset=16 (i32.add (local.get $row) (local.get $k))))))
-        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-          (v128.load offset=32 (i32.add (local.get $q) (local.get $k))) (v128.load offset=32 (i32.add (local.get $row) (local.get $k))))))
-        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-          (v128.load offset=48 (i32.add (local.get $q) (local.get $k))) (v128.load offset=48 (i32.add (local.get $row) (local.get $k))))))
-        (local.set $k (i32.add (local.get $k) (i32.const 64)))
-        (br $cols)))
-      (local.set $a0 (f32x4.add (f32x4.add (local.get $a0) (local.get $a1)) (f32x4.add (local.get $a2) (local.get $a3))))
       (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
-        (f32.add (f32.add (f32x4.extract_lane 0 (local.get $a0)) (f32x4.extract_lane 1 (local.get $a0)))
-                 (f32.add (f32x4.extract_lane 2 (local.get $a0)) (f32x4.extract_lane 3 (local.get $a0)))))
+        (call $dot (local.get $q)
+          (i32.add (local.get $rows) (i32.mul (i32.load (i32.add (local.get $slots) (i32.shl (local.get $j) (i32.const 2)))) (local.get $bytes)))
+          (local.get $bytes)))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
-      (br $items)))))`;
+      (br $items))))
+)`;
 
 
 let kernelModule: Promise<WebAssembly.Module> | undefined;
