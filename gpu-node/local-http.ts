@@ -1,9 +1,8 @@
 /**
  * Small helpers shared by the local HTTP stand-ins (stub vLLM, judge provider stand-in): bounded
- * body reading, constant-time bearer checks and JSON replies. Kept dependency-free on purpose so the
+ * body reading and JSON replies (bearer checks: `bearerMatches` in rpc/auth.ts). Kept dependency-free on purpose so the
  * stand-ins behave like plain `node:http` servers and tests exercise real sockets.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -27,16 +26,6 @@ export class HttpError extends Error {
   }
 }
 
-/**
- * Compares a presented bearer token with the configured one in constant time. Both sides are hashed
- * first so `timingSafeEqual` always sees equal lengths and the token length does not leak either.
- */
-export function bearerMatches(authorizationHeader: string | undefined, expectedToken: string): boolean {
-  const presented = /^Bearer (.+)$/.exec(authorizationHeader ?? '')?.[1] ?? '';
-  const a = createHash('sha256').update(presented, 'utf8').digest();
-  const b = createHash('sha256').update(expectedToken, 'utf8').digest();
-  return timingSafeEqual(a, b) && presented.length > 0;
-}
 
 /** Reads and parses a JSON body, refusing (413) anything larger than `maxBytes`. */
 export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {

@@ -12,7 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { bearerMatches, DEFAULT_MAX_BODY_BYTES, delay, listen, readJsonBody, sendJson, sendOpenAiError } from './local-http.ts';
+import { bearerMatches } from '../rpc/auth.ts';
+import { DEFAULT_MAX_BODY_BYTES, delay, listen, readJsonBody, sendJson, sendOpenAiError } from './local-http.ts';
 
 export interface StubVllmOptions {
   /** @default '127.0.0.1' */

@@ -10,7 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { bearerMatches, delay, listen, readJsonBody, sendJson, sendOpenAiError } from '../gpu-node/local-http.ts';
+import { delay, listen, readJsonBody, sendJson, sendOpenAiError } from '../gpu-node/local-http.ts';
+import { bearerMatches } from '../rpc/auth.ts';
 import { pySplit } from '../gpu-node/py-text.ts';
 import { METRIC_KEYS, type MetricKey } from './types.ts';
 

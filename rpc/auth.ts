@@ -24,6 +24,13 @@ export function tokensEqual(presented: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/** `Authorization: Bearer <expected>`, compared with {@link tokensEqual}; an empty token never matches. */
+export function bearerMatches(authorizationHeader: string | undefined, expectedToken: string): boolean {
+  const header = authorizationHeader ?? '';
+  const presented = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
+  return tokensEqual(presented, expectedToken) && presented.length > 0;
+}
+
 export class TokenRegistry {
   constructor(private readonly entries: readonly TokenEntry[]) {
     for (const e of entries) if (e.token.length < 16) throw new Error(`token for ${e.principal.role}:${e.principal.name} is shorter than 16 characters`);

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { parseModelRef } from './model-ref.ts';
 import { LocalDirStore, ModelStoreError } from './model-store.ts';
+import { bearerMatches } from '../rpc/auth.ts';
 
 /**
  * The hub test double of spec/validation.md §5: a real HTTP server on 127.0.0.1 that serves a
@@ -165,7 +166,7 @@ export async function startLocalHub(options: LocalHubOptions): Promise<LocalHub>
     const base = classify(inc.method ?? 'GET', inc.url ?? '/');
     const req: HubRequest = { ...base, range: typeof inc.headers.range === 'string' ? inc.headers.range : null };
     counter.add(req.url);
-    if (options.token && inc.headers.authorization !== `Bearer ${options.token}`) return send(res, req, 401, '{"error":"unauthorized"}');
+    if (options.token && !bearerMatches(inc.headers.authorization, options.token)) return send(res, req, 401, '{"error":"unauthorized"}');
     const injected = intercept?.(req);
     if (injected === 'hang') {
       log(req, 0);

@@ -10,6 +10,7 @@ import { type ModelRef, parseModelRef } from './model-ref.ts';
 import { listDirectory, type StoreFile } from './model-store.ts';
 import { compareCodePoints } from '../core/py-compat.ts';
 import { createSyntheticModel, type SyntheticModel, type SyntheticModelOptions } from './synthetic-model.ts';
+import { bearerMatches, tokensEqual } from '../rpc/auth.ts';
 
 /**
  * The OCI registry test double (spec/validation.md §5 "test double"): a real HTTP server on
@@ -228,7 +229,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
     const auth = options.auth;
     if (!auth) return true;
     const header = inc.headers.authorization ?? '';
-    if (auth.mode === 'bearer') return header === `Bearer ${auth.token}`;
+    if (auth.mode === 'bearer') return bearerMatches(header, auth.token);
     return header.startsWith('Bearer ') && issued.has(header.slice(7));
   };
 
@@ -239,7 +240,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       const auth = options.auth;
       if (auth?.mode !== 'token-flow') return error(res, req, 404, 'NOT_FOUND');
       const expected = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-      if (inc.headers.authorization !== expected) return error(res, req, 401, 'UNAUTHORIZED');
+      if (!tokensEqual(inc.headers.authorization ?? '', expected)) return error(res, req, 401, 'UNAUTHORIZED');
       const token = randomBytes(16).toString('hex');
       issued.add(token);
       return send(res, req, 200, JSON.stringify({ token, access_token: token, expires_in: 300 }), { 'Content-Type': 'application/json' });

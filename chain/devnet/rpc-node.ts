@@ -8,8 +8,8 @@
  * `chain_allHead`, `state_storage`, `state_runtimeVersion`, `author_extrinsicUpdate`); the first
  * notification of a subscription is sent after the response carrying its id.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { type IncomingMessage, createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
@@ -17,6 +17,7 @@ import { DEVNET_LABEL } from './genesis.ts';
 import { type MethodDef, RPC_ERROR, RpcError, createMethods } from './rpc-node-methods.ts';
 import { type BlockRecord, DevnetRuntime, type RuntimeNotification, type RuntimeOptions, type TxStatus, headerJson } from './runtime.ts';
 import { PoolError } from './runtime-extrinsics.ts';
+import { bearerMatches } from '../../rpc/auth.ts';
 
 export const DEFAULT_HOST = '127.0.0.1';
 /** Largest inbound message (bytes); bigger ones close the connection with 1009. */
@@ -111,14 +112,6 @@ function isTerminal(status: TxStatus): boolean {
   return status === 'invalid' || status === 'dropped' || (typeof status === 'object' && 'finalized' in status);
 }
 
-/** Constant-time token check over equal-length digests (no length leak, no early exit). */
-function tokenMatches(req: IncomingMessage, token: string): boolean {
-  const header = req.headers.authorization;
-  const given = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
-  const a = createHash('sha256').update(given, 'utf8').digest();
-  const b = createHash('sha256').update(token, 'utf8').digest();
-  return timingSafeEqual(a, b) && given.length > 0;
-}
 
 /**
  * Starts the dev chain node (creating its runtime, or resuming from `dataFile`). Resolves once it listens.
@@ -347,7 +340,7 @@ export async function startDevnetNode(options: DevnetNodeOptions = {}): Promise<
   httpServer.on('upgrade', (req, socket, head) => {
     socket.on('error', () => undefined);
     if (closed) return reject(socket, '503 Service Unavailable');
-    if (options.authToken !== undefined && !tokenMatches(req, options.authToken)) return reject(socket, '401 Unauthorized');
+    if (options.authToken !== undefined && !bearerMatches(req.headers.authorization, options.authToken)) return reject(socket, '401 Unauthorized');
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/') return reject(socket, '404 Not Found');
     if (connections.size >= maxConnections) return reject(socket, '503 Service Unavailable');

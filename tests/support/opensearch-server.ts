@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
+import { tokensEqual } from '../../rpc/auth.ts';
 
 /** Request bodies above this are refused with 413. @default 64 MiB */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -144,7 +145,7 @@ export async function startLocalOpenSearch(options: LocalOpenSearchOptions = {})
     requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams), body });
     if (options.auth) {
       const expected = `Basic ${Buffer.from(`${options.auth.user}:${options.auth.password}`).toString('base64')}`;
-      if (req.headers.authorization !== expected) throw new HttpError(401, 'security_exception', 'missing authentication credentials');
+      if (!tokensEqual(req.headers.authorization ?? '', expected)) throw new HttpError(401, 'security_exception', 'missing authentication credentials');
     }
     if (failStatus) throw new HttpError(failStatus, 'injected_failure', 'failure injected by the test');
     const send = (status: number, payload?: object) => {
