@@ -39,6 +39,25 @@ export const SLOW_CHUNK_BYTES = 64;
 /** Pause between writes of a `'slow'` body. @default 20 */
 export const SLOW_CHUNK_INTERVAL_MS = 20;
 
+/** Requests the stand-ins remember (the newest ones), for tests' assertions. @default 1000 */
+export const RECORDED_REQUESTS = 1000;
+
+/**
+ * The stand-ins' answer path: `log` appends to `requests` (bounded), `send` logs and writes the body
+ * with the injected fault, if any. Shared by the local hub and the local OCI registry.
+ */
+export function requestRecorder<R>(requests: Array<R & { status: number }>) {
+  const log = (req: R, status: number) => {
+    requests.push({ ...req, status });
+    if (requests.length > RECORDED_REQUESTS) requests.shift();
+  };
+  const send = (res: ServerResponse, req: R, status: number, body: string | Uint8Array = '', headers: Record<string, string> = {}, fault?: HubFault) => {
+    log(req, status);
+    writeBody(res, status, typeof body === 'string' ? Buffer.from(body) : body, headers, fault);
+  };
+  return { log, send };
+}
+
 /**
  * Writes a successful body honouring the `'reset'` / `'slow'` faults (other faults are handled
  * before a body is chosen). Shared by the HF hub and the OCI registry doubles.
@@ -105,7 +124,7 @@ export interface LocalHubOptions {
 export interface LocalHub {
   /** Base URL, e.g. `http://127.0.0.1:41234` — the `endpoint` of an HfHubStore. */
   readonly url: string;
-  /** The last 1000 requests with the status answered (0 for hung ones). */
+  /** The last RECORDED_REQUESTS (1000) requests with the status answered (0 for hung ones). */
   readonly requests: Array<HubRequest & { status: number }>;
   /** Every request counted by path (unbounded only by the number of distinct paths). */
   readonly counter: RequestCounter;
@@ -152,15 +171,7 @@ export async function startLocalHub(options: LocalHubOptions): Promise<LocalHub>
   let intercept = options.intercept;
   const signal = new AbortController().signal;
 
-  const log = (req: HubRequest, status: number) => {
-    requests.push({ ...req, status });
-    if (requests.length > 1000) requests.shift();
-  };
-
-  const send = (res: ServerResponse, req: HubRequest, status: number, body: string | Uint8Array = '', headers: Record<string, string> = {}, fault?: HubFault) => {
-    log(req, status);
-    writeBody(res, status, typeof body === 'string' ? Buffer.from(body) : body, headers, fault);
-  };
+  const { log, send } = requestRecorder(requests);
 
   const handle = async (inc: IncomingMessage, res: ServerResponse) => {
     const base = classify(inc.method ?? 'GET', inc.url ?? '/');

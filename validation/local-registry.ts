@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HIPPIUS_POINTER_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE, TITLE_ANNOTATION } from './hippius-store.ts';
-import { type HubFault, RequestCounter, writeBody } from './local-hub.ts';
+import { type HubFault, RequestCounter, requestRecorder } from './local-hub.ts';
 import { type ModelRef, parseModelRef } from './model-ref.ts';
 import { listDirectory, type StoreFile } from './model-store.ts';
 import { compareCodePoints } from '../core/py-compat.ts';
@@ -53,7 +53,7 @@ export interface LocalRegistryOptions {
 export interface LocalRegistry {
   /** Base URL, e.g. `http://127.0.0.1:41234` — the `registry` of a HippiusStore. */
   readonly url: string;
-  /** The last 1000 requests with the status answered (0 for hung ones). */
+  /** The last RECORDED_REQUESTS (1000) requests with the status answered (0 for hung ones). */
   readonly requests: Array<RegistryRequest & { status: number }>;
   readonly counter: RequestCounter;
   /** Tokens issued by the realm so far. */
@@ -214,14 +214,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
   let intercept = options.intercept;
   let origin = '';
 
-  const log = (req: RegistryRequest, status: number) => {
-    requests.push({ ...req, status });
-    if (requests.length > 1000) requests.shift();
-  };
-  const send = (res: ServerResponse, req: RegistryRequest, status: number, body: string | Uint8Array = '', headers: Record<string, string> = {}, fault?: HubFault) => {
-    log(req, status);
-    writeBody(res, status, typeof body === 'string' ? Buffer.from(body) : body, headers, fault);
-  };
+  const { log, send } = requestRecorder(requests);
   const error = (res: ServerResponse, req: RegistryRequest, status: number, code: string, headers: Record<string, string> = {}) =>
     send(res, req, status, JSON.stringify({ errors: [{ code, message: code.toLowerCase() }] }), { 'Content-Type': 'application/json', ...headers });
 
