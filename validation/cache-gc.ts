@@ -5,6 +5,7 @@
  * The protected set is read from the database on every pass, so a king crowned a second ago is
  * never evicted; models being read right now are additionally held by in-process leases.
  */
+import { TERMINAL_STATES } from '../core/states.ts';
 import type { Db } from '../persistence/db.ts';
 import type { GcResult, ModelCache } from './model-cache.ts';
 import { kingsAndGenesis } from './references.ts';
@@ -12,13 +13,11 @@ import { kingsAndGenesis } from './references.ts';
 /** Period of the GC pass. @default 10 minutes */
 export const DEFAULT_CACHE_GC_INTERVAL_MS = 10 * 60_000;
 
-/** States whose model may still be read by a stage (validation, pre-eval, the duel, coronation). */
-const FINISHED_STATES = ['COMPLETE_CORONATED', 'COMPLETE_LOSS', 'TERMINAL_INVALID', 'TERMINAL_INFRA_FAILED'];
-
 /** Model uris the GC must keep: the kings, the genesis and every unfinished submission. */
 export async function protectedModelUris(db: Db): Promise<Set<string>> {
   const kings = await kingsAndGenesis(db);
-  const { rows } = await db.query<{ model_uri: string }>('SELECT DISTINCT model_uri FROM model_submissions WHERE state <> ALL($1::text[])', [FINISHED_STATES]);
+  // Any non-terminal submission's model may still be read by a stage (validation, pre-eval, the duel).
+  const { rows } = await db.query<{ model_uri: string }>('SELECT DISTINCT model_uri FROM model_submissions WHERE state <> ALL($1::text[])', [[...TERMINAL_STATES]]);
   return new Set([...kings.map((k) => k.model_uri), ...rows.map((r) => r.model_uri)]);
 }
 

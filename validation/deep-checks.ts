@@ -6,7 +6,7 @@ import type { CheckRecord } from './checks.ts';
 import { DownloadError, type DownloadProgress } from './download.ts';
 import { FingerprintError, fingerprintModel } from './fingerprint.ts';
 import { DEFAULT_MAX_KNN_DIM, type ModelFingerprint } from './fingerprint-types.ts';
-import { type CacheMarker, type ModelCache, ModelCacheError } from './model-cache.ts';
+import { type CacheMarker, type ModelCache, ModelCacheError, markerSha256 } from './model-cache.ts';
 import type { ModelRef } from './model-ref.ts';
 import type { ModelStore, StoreFile } from './model-store.ts';
 import { DEFAULT_MAX_SAFETENSORS_HEADER_BYTES, readShardHeaderFile } from './safetensors.ts';
@@ -109,11 +109,10 @@ async function diskHeaders(o: DeepCheckOptions, dir: string): Promise<Outcome> {
 
 /** Step 10. The downloader verified every file's sha256, so the weights hash reuses them. */
 async function fingerprint(o: DeepCheckOptions, dir: string, marker: CacheMarker): Promise<{ outcome: Outcome; fp: ModelFingerprint | null }> {
-  const knownSha256 = Object.fromEntries(Object.entries(marker.files).map(([name, f]) => [name, f.sha256]));
   let fp: ModelFingerprint;
   try {
     fp = await fingerprintModel(dir, {
-      knownSha256,
+      knownSha256: markerSha256(marker),
       salts: o.salts ?? [],
       signal: o.signal,
       ...(o.maxHeaderBytes !== undefined ? { maxHeaderBytes: o.maxHeaderBytes } : {}),

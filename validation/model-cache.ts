@@ -76,6 +76,11 @@ export interface CacheMarker {
   readonly completed_at: string;
 }
 
+/** The marker's per-file sha256 (verified while downloading): the fingerprint's `knownSha256`. */
+export function markerSha256(marker: CacheMarker): Record<string, string> {
+  return Object.fromEntries(Object.entries(marker.files).map(([name, f]) => [name, f.sha256]));
+}
+
 export type ModelCacheErrorCode = 'unsafe_path' | 'too_many_files' | 'disk' | 'aborted';
 
 /** Cache-level failures that are not a download error (those surface as {@link DownloadError}). */

@@ -1,9 +1,8 @@
 import type { Db } from '../persistence/db.ts';
 import type { LiveReference } from './dedup/decide.ts';
-import type { ColdkeyMember, DedupIndex, ExactMatch, KnnCandidate } from './dedup/index.ts';
+import { type ColdkeyMember, type DedupIndex, type ExactMatch, fingerprintDoc, type KnnCandidate } from './dedup/index.ts';
 import { fingerprintModel, sampleModelWeights } from './fingerprint.ts';
-import { DIVERGENCE_CORPUS_SALT } from './fingerprint-types.ts';
-import type { ModelCache } from './model-cache.ts';
+import { type ModelCache, markerSha256 } from './model-cache.ts';
 import { parseModelRef } from './model-ref.ts';
 import type { ModelStore } from './model-store.ts';
 import { VALIDATED_OR_LATER } from './hotkey-rules.ts';
@@ -111,20 +110,10 @@ export async function liveReferences(o: LiveReferenceOptions): Promise<LiveRefer
       if (!(await o.index.get(king.model_uri))) {
         const fp = await fingerprintModel(path, {
           signal: o.signal,
-          knownSha256: Object.fromEntries(Object.entries(marker.files).map(([n, f]) => [n, f.sha256])),
+          knownSha256: markerSha256(marker),
           ...(o.threads !== undefined ? { threads: o.threads } : {}),
         });
-        await o.index.index({
-          model_uri: king.model_uri,
-          hotkey: king.hotkey,
-          coldkey: king.coldkey,
-          repo: ref.repo,
-          digest: ref.digest,
-          weights_hash: fp.weightsHash,
-          created_at: new Date(),
-          fingerprint: fp.fingerprint,
-          samples: fp.samples.find((s) => s.salt === DIVERGENCE_CORPUS_SALT) ?? null,
-        });
+        await o.index.index(fingerprintDoc({ model_uri: king.model_uri, hotkey: king.hotkey, coldkey: king.coldkey, repo: ref.repo, digest: ref.digest }, fp));
       }
       out.push({ model_uri: king.model_uri, hotkey: king.hotkey, coldkey: king.coldkey, samples: await sampleModelWeights(path, o.salt, { signal: o.signal }) });
     } finally {

@@ -8,12 +8,11 @@ import { type ArtifactRecord, type ArtifactStore } from '../persistence/artifact
 import { artifactRowOf, recordArtifact } from '../persistence/artifacts.ts';
 import { type CheckName, type CheckRecord, type GenesisPins, type ModelCheckReport, modelChecksFor, runModelChecks, skippedChecks } from './checks.ts';
 import { type DedupPassDetail, type DedupRules, decideDedup, type LiveReference } from './dedup/decide.ts';
-import { type DedupIndex, dedupConfigFromEnv } from './dedup/index.ts';
+import { type DedupIndex, dedupConfigFromEnv, fingerprintDoc } from './dedup/index.ts';
 import { DEEP_CHECKS, runDeepChecks } from './deep-checks.ts';
 import { stallSettingsFromEnv } from './download.ts';
 import { putValidationFault, recordValidationFault, validationFaultKey } from './fault-artifact.ts';
 import { fingerprintJson } from './fingerprint.ts';
-import { DIVERGENCE_CORPUS_SALT } from './fingerprint-types.ts';
 import type { ModelCache } from './model-cache.ts';
 import { liveReferences, validatedReferences } from './references.ts';
 import {
@@ -328,17 +327,7 @@ export function createValidationExecutor(options: ValidationExecutorOptions): In
       );
       if (!decision.ok) return decision;
       try {
-        await options.dedup.index({
-          model_uri: sub.model_uri,
-          hotkey: sub.hotkey,
-          coldkey: sub.coldkey,
-          repo: ref.repo,
-          digest: ref.digest,
-          weights_hash: fp.weightsHash,
-          created_at: new Date(),
-          fingerprint: fp.fingerprint,
-          samples: fp.samples.find((x) => x.salt === DIVERGENCE_CORPUS_SALT) ?? null,
-        });
+        await options.dedup.index(fingerprintDoc({ model_uri: sub.model_uri, hotkey: sub.hotkey, coldkey: sub.coldkey, repo: ref.repo, digest: ref.digest }, fp));
       } catch (error) {
         return { ok: false as const, fault: stageFault('INFRA_FAULT', 'dedup_index_failed', `indexing the fingerprint of ${sub.model_uri}: ${error instanceof Error ? error.message : String(error)}`), detail: null };
       }

@@ -2,7 +2,7 @@
  * The dedup index boundary (spec/validation.md §9.1): the interface both backends implement, the
  * stored document, the one error class of the boundary, and the env configuration.
  */
-import { DEFAULT_MAX_KNN_DIM, type DivergenceSamples, type LayerFingerprint } from '../fingerprint-types.ts';
+import { DEFAULT_MAX_KNN_DIM, DIVERGENCE_CORPUS_SALT, type DivergenceSamples, type LayerFingerprint, type ModelFingerprint } from '../fingerprint-types.ts';
 
 /** `ALBEDO_DEDUP_BACKEND`. @default 'postgres' */
 export const DEFAULT_DEDUP_BACKEND = 'postgres';
@@ -44,6 +44,17 @@ export interface FingerprintDoc {
   readonly fingerprint: LayerFingerprint;
   /** Divergence samples under the corpus salt (`DIVERGENCE_CORPUS_SALT`); null when not available. */
   readonly samples: DivergenceSamples | null;
+}
+
+/** The document indexed for a validated (or genesis) model: the corpus-salt samples are stored. */
+export function fingerprintDoc(owner: { readonly model_uri: string; readonly hotkey: string; readonly coldkey: string | null; readonly repo: string; readonly digest: string }, fp: ModelFingerprint): FingerprintDoc {
+  return {
+    ...owner,
+    weights_hash: fp.weightsHash,
+    created_at: new Date(),
+    fingerprint: fp.fingerprint,
+    samples: fp.samples.find((s) => s.salt === DIVERGENCE_CORPUS_SALT) ?? null,
+  };
 }
 
 /** A kNN hit: `score` is the exact float64 `cosine` of the norm vectors (re-ranked). */
