@@ -307,18 +307,22 @@ export function createValidationExecutor(options: ValidationExecutorOptions): In
       return failure(ctx, sub, gate.fault, checks);
     }
 
+    // The kings and genesis re-sampled under this reveal's salt: read (and, on a fresh cache,
+    // downloaded) before the lock below, which every validation's dedup waits on.
+    let live: LiveReference[] = [];
+    let liveFault: StageFault | null = null;
+    if (sub.block_hash) {
+      try {
+        live = await liveReferences({ db: ctx.db, cache: options.cache, store: options.store, index: options.dedup, salt: sub.block_hash, signal: ctx.signal, ...(options.fingerprintThreads !== undefined ? { threads: options.fingerprintThreads } : {}) });
+      } catch (error) {
+        liveFault = stageFault('INFRA_FAULT', 'dedup_backend_failed', `reading the kings for the divergence check: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+
     // Step 11 (+ the index write of step 12), serialised across validators: two copies validated at
     // once must not both pass because neither saw the other.
-    const dd = await withDedupLock(ctx.db, async () => {
+    const dd = liveFault ? { ok: false as const, fault: liveFault, detail: null } : await withDedupLock(ctx.db, async () => {
       const index = validatedReferences(options.dedup, ctx.db);
-      let live: LiveReference[] = [];
-      if (sub.block_hash) {
-        try {
-          live = await liveReferences({ db: ctx.db, cache: options.cache, store: options.store, index: options.dedup, salt: sub.block_hash, signal: ctx.signal, ...(options.fingerprintThreads !== undefined ? { threads: options.fingerprintThreads } : {}) });
-        } catch (error) {
-          return { ok: false as const, fault: stageFault('INFRA_FAULT', 'dedup_backend_failed', `reading the kings for the divergence check: ${error instanceof Error ? error.message : String(error)}`), detail: null };
-        }
-      }
       const decision = await decideDedup(
         { model_uri: sub.model_uri, hotkey: sub.hotkey, coldkey: sub.coldkey, weights_hash: fp.weightsHash, fingerprint: fp.fingerprint, samples: fp.samples },
         index,
