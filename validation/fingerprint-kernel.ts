@@ -90,6 +90,12 @@ function pairwiseFunc(name: KernelDtype): string {
   const d = DTYPES[name];
   const fn = `$pw_${name.toLowerCase()}`;
   const scalarSquare = `(local.set $x ${d.scalar}) (f64.mul (local.get $x) (local.get $x))`;
+  // s += x² for p up to end, left to right: NumPy's n < 8 case and the remainder after the 8 lanes.
+  const sequentialSumToEnd = `(block $done (loop $next
+          (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+          (local.set $s (f64.add (local.get $s) (block (result f64) ${scalarSquare})))
+          (local.set $p (i32.add (local.get $p) (i32.const ${d.size})))
+          (br $next)))`;
   return `
   (func ${fn} (export "pw_${name.toLowerCase()}") (param $p i32) (param $n i32) (result f64)
     (local $s f64) (local $x f64) (local $end i32) (local $n2 i32)
@@ -98,11 +104,7 @@ function pairwiseFunc(name: KernelDtype): string {
     (if (i32.lt_u (local.get $n) (i32.const 8))
       (then
         (local.set $end (i32.add (local.get $p) (i32.mul (local.get $n) (i32.const ${d.size}))))
-        (block $done (loop $next
-          (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-          (local.set $s (f64.add (local.get $s) (block (result f64) ${scalarSquare})))
-          (local.set $p (i32.add (local.get $p) (i32.const ${d.size})))
-          (br $next)))
+        ${sequentialSumToEnd}
         (return (local.get $s))))
     (if (i32.le_u (local.get $n) (i32.const 128))
       (then
@@ -122,11 +124,7 @@ function pairwiseFunc(name: KernelDtype): string {
           (f64.add (f64x2.extract_lane 0 (local.get $t)) (f64x2.extract_lane 1 (local.get $t)))
           (f64.add (f64x2.extract_lane 0 (local.get $u)) (f64x2.extract_lane 1 (local.get $u)))))
         (local.set $end (i32.add (local.get $p) (i32.mul (i32.and (local.get $n) (i32.const 7)) (i32.const ${d.size}))))
-        (block $done (loop $next
-          (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-          (local.set $s (f64.add (local.get $s) (block (result f64) ${scalarSquare})))
-          (local.set $p (i32.add (local.get $p) (i32.const ${d.size})))
-          (br $next)))
+        ${sequentialSumToEnd}
         (return (local.get $s))))
     (local.set $n2 (i32.shr_u (local.get $n) (i32.const 1)))
     (local.set $n2 (i32.and (local.get $n2) (i32.const -8)))
