@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseModelRef } from './model-ref.ts';
 import { LocalDirStore, ModelStoreError } from './model-store.ts';
@@ -38,6 +38,26 @@ export type HubInterceptor = (req: HubRequest) => HubFault | undefined;
 export const SLOW_CHUNK_BYTES = 64;
 /** Pause between writes of a `'slow'` body. @default 20 */
 export const SLOW_CHUNK_INTERVAL_MS = 20;
+
+/**
+ * Listens on 127.0.0.1 port 0 (never 0.0.0.0) and returns the base URL and a `close` that also
+ * drops kept-alive and hung connections. Shared by the local stand-ins and test servers.
+ */
+export async function listenOnLoopback(server: Server): Promise<{ url: string; close(): Promise<void> }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 /** Requests the stand-ins remember (the newest ones), for tests' assertions. @default 1000 */
 export const RECORDED_REQUESTS = 1000;
@@ -247,22 +267,14 @@ export async function startLocalHub(options: LocalHubOptions): Promise<LocalHub>
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const { url, close } = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     counter,
     setInterceptor: (fn) => {
       intercept = fn;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }

@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HIPPIUS_POINTER_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE, TITLE_ANNOTATION } from './hippius-store.ts';
-import { type HubFault, RequestCounter, requestRecorder } from './local-hub.ts';
+import { type HubFault, listenOnLoopback, RequestCounter, requestRecorder } from './local-hub.ts';
 import { type ModelRef, parseModelRef } from './model-ref.ts';
 import { listDirectory, type StoreFile } from './model-store.ts';
 import { compareCodePoints } from '../core/py-compat.ts';
@@ -296,24 +295,16 @@ export async function startLocalRegistry(options: LocalRegistryOptions): Promise
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  origin = `http://127.0.0.1:${port}`;
+  const { url, close } = await listenOnLoopback(server);
+  origin = url;
   return {
-    url: origin,
+    url,
     requests,
     counter,
     tokensIssued: () => issued.size,
     setInterceptor: (fn) => {
       intercept = fn;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }

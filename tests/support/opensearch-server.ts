@@ -5,7 +5,7 @@
  * basic auth when configured, caps bodies, and validates per-dimension index bodies against the spec.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from '../../validation/local-hub.ts';
 import { isDeepStrictEqual } from 'node:util';
 import { tokensEqual } from '../../rpc/auth.ts';
 
@@ -201,19 +201,14 @@ export async function startLocalOpenSearch(options: LocalOpenSearchOptions = {})
       res.end(text);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const { url, close } = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     indices,
     failWith: (status) => {
       failStatus = status;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
