@@ -1,7 +1,5 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { tsWorkerSource } from '../core/ts-worker.ts';
 import { KERNEL_ITEM_SIZE, kernelModule } from './fingerprint-kernel.ts';
 import type { ShardJob, ShardResult } from './fingerprint-shard.ts';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './fingerprint-worker.ts';
@@ -15,18 +13,6 @@ import type { WorkerInit, WorkerReply, WorkerRequest } from './fingerprint-worke
 
 /** Idle workers kept per chunk size. @default 4 */
 export const MAX_IDLE_FINGERPRINT_WORKERS = 4;
-
-/**
- * The worker's entry: registers tsx's ESM hooks in the worker, then loads fingerprint-worker.ts.
- * `--import tsx` in a worker's execArgv is not honoured by Node 20 for the entry module; this works
- * the same under vitest and under `node --import tsx`.
- */
-function workerBootstrap(): string {
-  const tsxDir = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
-  const api = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
-  const entry = new URL('./fingerprint-worker.ts', import.meta.url).href;
-  return `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-}
 
 interface Pending {
   readonly resolve: (r: ShardResult) => void;
@@ -42,7 +28,7 @@ class ShardWorker {
   private failReady: (e: Error) => void = () => {};
 
   constructor(init: WorkerInit) {
-    this.worker = new Worker(workerBootstrap(), { eval: true, workerData: init, execArgv: [] });
+    this.worker = new Worker(tsWorkerSource(new URL('./fingerprint-worker.ts', import.meta.url)), { eval: true, workerData: init, execArgv: [] });
     let markReady: () => void = () => {};
     this.ready = new Promise<void>((resolve, reject) => {
       markReady = resolve;
