@@ -200,6 +200,8 @@ export class PostgresDedupIndex implements DedupIndex {
     );
   }
 
-  /** The pool belongs to the caller; nothing to release here. */
-  async close(): Promise<void> {}
+  /** Stops the search's helper threads; the pool belongs to the caller. */
+  async close(): Promise<void> {
+    await this.search.close();
+  }
 }

@@ -3,35 +3,49 @@
  *
  * Why not a plain scan: 100,000 × 3,000 float32 is 1.2 GB read per query, ≈ 60 ms on these 2-core
  * machines even when memory-bound, and the issue asks for ≤ 20 ms p99. So the fast path is
- * "sketch, then exact rerank":
+ * "sketch, then re-check, then exact":
  *
  *  1. Every row `u = x/|x|` is written as `u = a + r` where `a` is the row's *anchor* (a previously
  *     inserted normalised row; a new anchor is opened when no anchor has cosine ≥
  *     {@link ANCHOR_MIN_COSINE}, up to {@link MAX_ANCHORS}). Fine-tunes of one base model have norm
  *     vector cosines ≈ 0.9999+, so `r` is tiny and all the ranking information lives in `r`.
- *  2. For a query `q`, `q·u = β + β·(a·r) + (q − βa)·r` with `β = q·a`. `β` is exact (one dot per
- *     anchor), `a·r` is precomputed exactly per row, and only `(q − βa)·r` is approximated, by a
- *     Gaussian random projection `P` (m × d, m = {@link SKETCH_DIM}) of `r` stored as float32:
- *     `(q − βa)·r ≈ Pq·Pr − β·(Pa·Pr)`, where `Pa·Pr` is again precomputed per row. The projection
- *     error is proportional to |q − βa|·|r| — the *residuals*, not the vectors — which is what makes a
- *     small sketch discriminative on 0.9999-cosine data.
- *  3. The scan `Pq·Pr` over all rows is one float32 matrix-vector product in WASM SIMD (n × m MACs,
- *     ~26 M for 100k rows). The best `C` rows by that score are narrowed to k + EXACT_MARGIN by the
- *     full residual dot `(q − βa)·r` in float32 WASM SIMD (residuals are stored as float32; error
- *     ~1e-10 of cosine), and those finalists get the EXACT float64 `cosine` of the original vectors
- *     (same bits as validation.md §8 `cosine`), which is what is returned and sorted.
+ *  2. For a query `q`, `q·u = β(1 + a·r) + (q − βa)·r` with `β = q·a`. `β` is exact (one dot per
+ *     anchor) and `a·r` is stored exactly (float64) per row; only `(q − βa)·r` is approximated. The
+ *     per-anchor query residual `q − βa` is small, so the error of any approximation of that dot is
+ *     proportional to |q − βa|·|r| — the *residuals*, not the vectors — which is what makes cheap
+ *     approximations discriminative on 0.9999-cosine data. (Approximating `q·r` and subtracting
+ *     `β·a·r` instead would multiply every rounding error by |q| ≈ 1: an int8 sketch scored that way
+ *     ranked the true top-20 at ≈ 2,400 instead of ≈ 280 in a 20k-row experiment.)
+ *  3. **Sketch scan.** A sparse sign random projection `P` (m = {@link SKETCH_DIM}) of every `r`,
+ *     quantised to int8 with a per-row scale, is scanned against `P(q − βa)` quantised to int16:
+ *     `i32x4.dot_i16x8_s` in WASM SIMD, 256 bytes per row (a quarter of a float32 sketch; the
+ *     quantisation error is ~1 % of the projection's own error). The best `pool` rows go on.
+ *  4. **Residual re-check.** The pool is scored by the full residual dot, `r` stored as int8 with a
+ *     per-row scale (d bytes per row) against `q − βa` as int16 — ~1e-8 of cosine from the exact value,
+ *     some 400× tighter than the sketch — and narrowed to k + {@link EXACT_MARGIN}.
+ *  5. Those finalists get the EXACT float64 `cosine` of the original vectors (same bits as
+ *     validation.md §8 `cosine`), which is what is returned and sorted.
  *
- * Memory per row: the float64 original (d × 8), the float32 residual (d × 4), the sketch (m × 4):
- * ≈ 3.7 GB for 100k × 3,000. WASM memory is capped at 4 GiB, so the residuals allow ≈ 350k rows at
- * dim 3,000 per process; beyond that, use the OpenSearch backend.
+ * Steps 3 and 4 are one WASM function (int8-kernel.ts) over two row stores; the i32 accumulation
+ * cannot overflow because the query's int16 range is chosen from the row length (`queryRange`). Both
+ * are shared, chunk by chunk, with one helper thread (scan-helper.ts), and the pool is picked by a
+ * sampled selection (top-indices.ts). Measured by `npm run bench -- dedup` at 100k × 3,000 (see
+ * docs/benchmarks.md): p50 ≈ 10 ms, p99 ≈ 16 ms; per query ≈ 1 ms frame and query quantisation, ≈ 3 ms
+ * sketch scan (27 MB), ≈ 1 ms selection, ≈ 4 ms re-check of 8,334 rows (25 MB), ≈ 1 ms exact step.
  *
- * The fast path is approximate in which rows reach the rerank (recall is measured by bench/dedup.ts
- * and tested), exact in the scores it returns. `exact: true` scans every row in float64.
+ * Memory per row: the float64 original (d × 8, for the exact step), the int8 residual (d + 16), the
+ * int8 sketch (m + 16): ≈ 2.7 GB for 100k × 3,000, of which 0.33 GB in WASM memory (capped at 4 GiB:
+ * ≈ 1.3M rows at dim 3,000 per process; beyond that, use the OpenSearch backend).
+ *
+ * The fast path is approximate in which rows reach the exact step (recall is measured by
+ * bench/dedup.ts and tested), exact in the scores it returns. `exact: true` scans every row in float64.
  */
 import { mulberry32 } from '../../core/prng.ts';
-import wabtInit from 'wabt';
+import { compileKernel, INT8_MAX, kernelMemory, LANE_BLOCK, MAX_PAGES, PAGE, queryRange, quantize, ROW_HEADER, scoreKernel } from './int8-kernel.ts';
+import { ScanHelper } from './scan-helper.ts';
+import { topIndices } from './top-indices.ts';
 
-/** Sketch dimension m (a multiple of 16 for the SIMD kernel). @default 256 */
+/** Sketch dimension m (a multiple of LANE_BLOCK in int8-kernel.ts). @default 256 */
 export const SKETCH_DIM = 256;
 /** Non-zeros per input coordinate in the sparse projection. @default 8 */
 export const PROJECTION_NNZ = 8;
@@ -39,19 +53,32 @@ export const PROJECTION_NNZ = 8;
 export const ANCHOR_MIN_COSINE = 0.999;
 /** Anchors per dimension (each costs one d-length dot per query). @default 64 */
 export const MAX_ANCHORS = 64;
-/** Re-ranked candidates: max(k × this, {@link MIN_RERANK_CANDIDATES}). @default 32 */
+/** Re-checked rows: at least k × this. @default 32 */
 export const RERANK_FACTOR = 32;
-/** @default 4096 */
+/** Re-checked rows: at least this many. @default 4096 */
 export const MIN_RERANK_CANDIDATES = 4096;
 /**
- * Rows beyond k that get the sequential (bit-exact) float64 cosine after the float32 residual pass
- * (whose error, ~1e-10 of cosine, can only swap near-ties at rank k). @default 32
+ * Re-checked rows: at least this fraction of the live rows. The sketch's rank error grows with the
+ * number of near-identical rows (in a 20k-row experiment the true top-20 reached sketch rank 850 with
+ * lineage data and 1,410 with isotropic data), so the pool grows with them. @default 1/12
  */
-export const EXACT_MARGIN = 32;
-/** Largest re-rank pool (fixed scratch space in WASM memory). @default 8192 */
-export const MAX_POOL = 8192;
+export const RERANK_FRACTION = 1 / 12;
+/**
+ * Largest re-check pool (scratch space in WASM memory): the pool stops growing with the rows beyond
+ * 786k live rows, where the OpenSearch backend is the better tool anyway. @default 65536
+ */
+export const MAX_POOL = 65536;
+/**
+ * Rows beyond k that get the sequential (bit-exact) float64 cosine after the int8 residual pass (whose
+ * error, ~1e-8 of cosine, can only reorder rows whose cosines are that close). @default 64
+ */
+export const EXACT_MARGIN = 64;
 /** Seed of the projection: fixed so a rebuilt matrix ranks the same way. @default 0x5eed */
 export const PROJECTION_SEED = 0x5eed;
+/** Rows per chunk of the sketch scan shared with the helper thread (≈ 0.2 ms of work). @default 4096 */
+export const SCAN_CHUNK = 4096;
+/** Rows per chunk of the residual re-check shared with the helper thread (≈ 0.4 ms). @default 512 */
+export const RECHECK_CHUNK = 512;
 
 export interface VectorHit {
   readonly id: string;
@@ -59,71 +86,95 @@ export interface VectorHit {
   readonly score: number;
 }
 
-const KERNEL_WAT = `(module
-  (import "env" "mem" (memory 1))
-  ;; dot(q[0..m), row[0..m)) in float32 with four accumulators; $bytes = 4m, m a multiple of 16.
-  (func $dot (param $q i32) (param $row i32) (param $bytes i32) (result f32)
-    (local $k i32) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
-    (block $rowdone (loop $cols
-      (br_if $rowdone (i32.ge_u (local.get $k) (local.get $bytes)))
-      (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
-        (v128.load (i32.add (local.get $q) (local.get $k))) (v128.load (i32.add (local.get $row) (local.get $k))))))
-      (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
-        (v128.load offset=16 (i32.add (local.get $q) (local.get $k))) (v128.load offset=16 (i32.add (local.get $row) (local.get $k))))))
-      (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
-        (v128.load offset=32 (i32.add (local.get $q) (local.get $k))) (v128.load offset=32 (i32.add (local.get $row) (local.get $k))))))
-      (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
-        (v128.load offset=48 (i32.add (local.get $q) (local.get $k))) (v128.load offset=48 (i32.add (local.get $row) (local.get $k))))))
-      (local.set $k (i32.add (local.get $k) (i32.const 64)))
-      (br $cols)))
-    (local.set $a0 (f32x4.add (f32x4.add (local.get $a0) (local.get $a1)) (f32x4.add (local.get $a2) (local.get $a3))))
-    (f32.add (f32.add (f32x4.extract_lane 0 (local.get $a0)) (f32x4.extract_lane 1 (local.get $a0)))
-             (f32.add (f32x4.extract_lane 2 (local.get $a0)) (f32x4.extract_lane 3 (local.get $a0)))))
-  ;; out[i] = dot(q, s[i*m ..)) for i < n: every row in order (the sketch scan).
-  (func (export "matvec") (param $q i32) (param $s i32) (param $n i32) (param $m i32) (param $out i32)
-    (local $i i32) (local $row i32) (local $bytes i32)
-    (local.set $bytes (i32.shl (local.get $m) (i32.const 2)))
-    (local.set $row (local.get $s))
-    (block $done (loop $rows
-      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-      (f32.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2)))
-        (call $dot (local.get $q) (local.get $row) (local.get $bytes)))
-      (local.set $row (i32.add (local.get $row) (local.get $bytes)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $rows))))
-  ;; out[j] = dot(q, rows[slots[j]*m ..)) for j < count: the listed rows (the residual re-check).
-  (func (export "gather") (param $q i32) (param $rows i32) (param $slots i32) (param $count i32) (param $m i32) (param $out i32)
-    (local $j i32) (local $bytes i32)
-    (local.set $bytes (i32.shl (local.get $m) (i32.const 2)))
-    (block $done (loop $items
-      (br_if $done (i32.ge_u (local.get $j) (local.get $count)))
-      (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
-        (call $dot (local.get $q)
-          (i32.add (local.get $rows) (i32.mul (i32.load (i32.add (local.get $slots) (i32.shl (local.get $j) (i32.const 2)))) (local.get $bytes)))
-          (local.get $bytes)))
-      (local.set $j (i32.add (local.get $j) (i32.const 1)))
-      (br $items))))
-)`;
+/** Int8 rows with a header (a·r, scale, anchor) in one WASM memory, scored by the kernel's `score`. */
+class Int8RowStore {
+  /** Row length in int8 values (the vector length padded to {@link LANE_BLOCK}). */
+  private readonly len: number;
+  private readonly stride: number;
+  private readonly queriesBase = MAX_ANCHORS * 16;
+  private readonly slotsBase: number;
+  private readonly rowsBase: number;
+  private readonly range: number;
+  private readonly rowScratch: Int8Array;
+  private readonly queryScratch: Int16Array;
+  private capacity = 0;
 
+  constructor(
+    private readonly memory: WebAssembly.Memory,
+    /** This store's index in the helper's memories (the job's `store`). */
+    private readonly store: number,
+    private readonly helper: ScanHelper,
+    length: number,
+  ) {
+    this.len = Math.ceil(length / LANE_BLOCK) * LANE_BLOCK;
+    this.stride = ROW_HEADER + this.len;
+    this.slotsBase = this.queriesBase + MAX_ANCHORS * this.len * 2;
+    this.rowsBase = Math.ceil((this.slotsBase + MAX_POOL * 4) / 64) * 64;
+    this.range = queryRange(this.len);
+    this.rowScratch = new Int8Array(this.len);
+    this.queryScratch = new Int16Array(this.len);
+    this.ensureCapacity(1024);
+  }
 
-let kernelModule: Promise<WebAssembly.Module> | undefined;
-function compileKernel(): Promise<WebAssembly.Module> {
-  kernelModule ??= (async () => {
-    const wabt = await wabtInit();
-    const parsed = wabt.parseWat('dedup-matvec.wat', KERNEL_WAT, { simd: true });
-    try {
-      const { buffer } = parsed.toBinary({});
-      return await WebAssembly.compile(new Uint8Array(buffer) as Uint8Array<ArrayBuffer>);
-    } finally {
-      parsed.destroy();
+  /** Grows the memory to hold `rows` rows and their scores (RangeError beyond 4 GiB). */
+  ensureCapacity(rows: number): void {
+    if (rows <= this.capacity) return;
+    const target = Math.max(rows, Math.ceil(this.capacity * 1.5));
+    const needed = this.rowsBase + target * (this.stride + 8);
+    const have = this.memory.buffer.byteLength;
+    if (needed > have) {
+      const pages = Math.ceil((needed - have) / PAGE);
+      if (have / PAGE + pages > MAX_PAGES) throw new RangeError(`dedup index full: ${target} rows of ${this.len} bytes exceed 4 GiB of WASM memory`);
+      this.memory.grow(pages);
     }
-  })();
-  return kernelModule;
-}
+    // Scores live after the rows: move nothing, they are rewritten by every scan.
+    this.capacity = target;
+  }
 
-const PAGE = 65536;
-/** Bytes reserved at the start of WASM memory for the projected query (m ≤ 4096). */
-const QUERY_BYTES = 16384;
+  private get scoresBase(): number {
+    return this.rowsBase + this.capacity * this.stride;
+  }
+
+  write(slot: number, values: ArrayLike<number>, anchorDot: number, anchor: number): void {
+    const at = this.rowsBase + slot * this.stride;
+    const scale = quantize(values, INT8_MAX, this.rowScratch);
+    const view = new DataView(this.memory.buffer, at, ROW_HEADER);
+    view.setFloat64(0, anchorDot, true);
+    view.setFloat32(8, scale, true);
+    view.setInt32(12, anchor, true);
+    new Int8Array(this.memory.buffer, at + ROW_HEADER, this.len).set(this.rowScratch);
+  }
+
+  remove(slot: number): void {
+    new DataView(this.memory.buffer, this.rowsBase + slot * this.stride, ROW_HEADER).setInt32(12, -1, true);
+  }
+
+  /** Sets the query of anchor `g`: `beta` = q·a and the residual query `q − βa` (quantised here). */
+  setQuery(g: number, beta: number, residualQuery: ArrayLike<number>): void {
+    const scale = quantize(residualQuery, this.range, this.queryScratch);
+    const frame = new Float64Array(this.memory.buffer, g * 16, 2);
+    frame[0] = beta;
+    frame[1] = scale;
+    new Int16Array(this.memory.buffer, this.queriesBase + g * this.len * 2, this.len).set(this.queryScratch);
+  }
+
+  /** Approximate cosine of rows 0…n−1 (−∞ for removed rows). The view is valid until the next call. */
+  scan(n: number): Float64Array {
+    this.helper.run({ ...this.job(), indexed: 0, slots: 0, total: n, chunk: SCAN_CHUNK });
+    return new Float64Array(this.memory.buffer, this.scoresBase, n);
+  }
+
+  /** Approximate cosine of the listed rows (at most MAX_POOL), in list order. */
+  scoreRows(slots: Int32Array): Float64Array {
+    new Int32Array(this.memory.buffer, this.slotsBase, slots.length).set(slots);
+    this.helper.run({ ...this.job(), indexed: 1, slots: this.slotsBase, total: slots.length, chunk: RECHECK_CHUNK });
+    return new Float64Array(this.memory.buffer, this.scoresBase, slots.length);
+  }
+
+  private job() {
+    return { store: this.store, frame: 0, queries: this.queriesBase, rows: this.rowsBase, stride: this.stride, len: this.len, out: this.scoresBase };
+  }
+}
 
 /** The search structure of one dimension. Create with {@link DimensionIndex.create}. */
 export class DimensionIndex {
@@ -132,32 +183,18 @@ export class DimensionIndex {
   private readonly vectors: Float64Array[] = [];
   private sumSquares = new Float64Array(1024);
   private alive = new Uint8Array(1024);
-  private anchorOf = new Int32Array(1024);
-  /** a·r per row (exact). */
-  private anchorDot = new Float64Array(1024);
-  /** (Pa)·(Pr) per row. */
-  private anchorSketchDot = new Float64Array(1024);
   private readonly anchors: Float64Array[] = [];
   private readonly anchorSketches: Float64Array[] = [];
   private readonly projectionRows: Uint16Array;
   private readonly projectionSigns: Float64Array;
   private liveCount = 0;
 
-  /** Row stride of the float32 residuals (dim padded to the kernel's 16 lanes). */
-  private readonly paddedDim: number;
-  /** Byte offset of the first residual row in `residualMemory`. */
-  private readonly residualBase: number;
-
   private constructor(
     readonly dim: number,
-    private readonly memory: WebAssembly.Memory,
-    private readonly matvec: (q: number, s: number, n: number, m: number, out: number) => void,
-    private readonly residualMemory: WebAssembly.Memory,
-    private readonly gather: (q: number, rows: number, slots: number, count: number, m: number, out: number) => void,
+    private readonly sketches: Int8RowStore,
+    private readonly residuals: Int8RowStore,
+    private readonly helper: ScanHelper,
   ) {
-    this.paddedDim = Math.ceil(dim / 16) * 16;
-    // [query: paddedDim f32][slots: MAX_POOL i32][scores: MAX_POOL f32][rows…], 64-byte aligned.
-    this.residualBase = Math.ceil((this.paddedDim * 4 + MAX_POOL * 8) / 64) * 64;
     // Sparse sign projection (each input coordinate feeds PROJECTION_NNZ random sketch rows with
     // random signs, scaled by 1/sqrt(nnz) so that E[Px·Py] = x·y): same JL behaviour as a dense
     // Gaussian matrix on dense vectors, at d·nnz instead of d·m operations per projection.
@@ -174,12 +211,20 @@ export class DimensionIndex {
   static async create(dim: number): Promise<DimensionIndex> {
     if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`dimension must be a positive integer, got ${dim}`);
     const module = await compileKernel();
-    // Two memories (Node 20 has no multi-memory): sketches + scores, and float32 residual rows.
-    const memory = new WebAssembly.Memory({ initial: 1 });
-    const sketchKernel = await WebAssembly.instantiate(module, { env: { mem: memory } });
-    const residualMemory = new WebAssembly.Memory({ initial: 1 });
-    const residualKernel = await WebAssembly.instantiate(module, { env: { mem: residualMemory } });
-    return new DimensionIndex(dim, memory, sketchKernel.exports.matvec as never, residualMemory, residualKernel.exports.gather as never);
+    // Two memories (Node 20 has no multi-memory), each with its own instance of the one kernel.
+    const memories = [kernelMemory(), kernelMemory()] as const;
+    const helper = new ScanHelper(module, memories, memories.map((memory) => scoreKernel(module, memory)));
+    return new DimensionIndex(dim, new Int8RowStore(memories[0], 0, helper, SKETCH_DIM), new Int8RowStore(memories[1], 1, helper, dim), helper);
+  }
+
+  /** Anchors, and how the scoring chunks were split between this thread and the helper thread. */
+  stats(): { anchors: number; ownChunks: number; helperChunks: number; sharing: boolean } {
+    return { anchors: this.anchors.length, ownChunks: this.helper.ownChunks, helperChunks: this.helper.helperChunks, sharing: this.helper.sharing };
+  }
+
+  /** Stops the helper thread (the index stays usable, single-threaded). */
+  close(): void {
+    this.helper.close();
   }
 
   /** Live (non-replaced) rows. */
@@ -195,19 +240,15 @@ export class DimensionIndex {
   remove(id: string): void {
     const slot = this.slotOf.get(id);
     if (slot === undefined) return;
-    this.alive[slot] = 0;
     this.slotOf.delete(id);
-    this.liveCount--;
+    this.kill(slot);
   }
 
   /** Adds or replaces the vector of `id` (a zero vector is kept but never ranks above 0). */
   upsert(id: string, vector: ArrayLike<number>): void {
     if (vector.length !== this.dim) throw new RangeError(`vector of length ${vector.length} in dimension ${this.dim}`);
     const previous = this.slotOf.get(id);
-    if (previous !== undefined) {
-      this.alive[previous] = 0;
-      this.liveCount--;
-    }
+    if (previous !== undefined) this.kill(previous);
     const slot = this.ids.length;
     this.ensureCapacity(slot + 1);
     const original = Float64Array.from(vector);
@@ -219,7 +260,9 @@ export class DimensionIndex {
     this.alive[slot] = 1;
     this.slotOf.set(id, slot);
     this.liveCount++;
-    this.writeSketch(slot, original, ss);
+    this.writeRow(slot, original, ss);
+    // Big enough for the scan to be shared: load the helper thread now, not during a query.
+    if (this.liveCount > SCAN_CHUNK) this.helper.start();
   }
 
   /** Top-k ids by exact cosine, best first (ties by id, code-point order). */
@@ -228,84 +271,85 @@ export class DimensionIndex {
     // One monomorphic array type for the hot loops.
     const query = Float64Array.from(queryValues);
     if (k <= 0 || this.liveCount === 0) return [];
-    if (opts.exact) return this.exactTop(query, this.liveSlots(), k);
-    const pool = Math.min(MAX_POOL, Math.max(k * RERANK_FACTOR, MIN_RERANK_CANDIDATES));
-    const { unit, beta } = this.frame(query);
-    const slots = this.liveCount <= pool ? this.liveSlots() : this.prefilter(unit, beta, pool);
-    const finalists = slots.length > k + EXACT_MARGIN ? this.narrow(unit, beta, slots, k + EXACT_MARGIN) : slots;
-    return this.exactTop(query, finalists, k);
+    const finalists = k + EXACT_MARGIN;
+    if (opts.exact || this.liveCount <= finalists) return this.exactTop(query, this.liveSlots(), k);
+    const pool = Math.min(MAX_POOL, Math.max(k * RERANK_FACTOR, MIN_RERANK_CANDIDATES, Math.ceil(this.liveCount * RERANK_FRACTION)));
+    this.setQueries(query);
+    const candidates = this.liveCount <= pool ? this.liveSlots() : topIndices(this.sketches.scan(this.ids.length), pool);
+    const rechecked = this.residuals.scoreRows(candidates);
+    const best = topIndices(rechecked, finalists);
+    return this.exactTop(query, Array.from(best, (i) => candidates[i]!), k);
   }
 
-  private liveSlots(): number[] {
-    const out: number[] = [];
-    for (let i = 0; i < this.ids.length; i++) if (this.alive[i]) out.push(i);
+  private kill(slot: number): void {
+    this.alive[slot] = 0;
+    this.sketches.remove(slot);
+    this.residuals.remove(slot);
+    this.liveCount--;
+  }
+
+  private liveSlots(): Int32Array {
+    const out = new Int32Array(this.liveCount);
+    for (let i = 0, j = 0; i < this.ids.length; i++) if (this.alive[i]) out[j++] = i;
     return out;
   }
 
-  /** The unit query and its exact dot with every anchor. */
-  private frame(query: Float64Array): { unit: Float64Array; beta: number[] } {
+  /** Per anchor: β = q·a, and the residual query q − βa in both stores (its sketch is Pq − βPa). */
+  private setQueries(query: Float64Array): void {
     const d = this.dim;
-    let qq = 0;
-    for (let i = 0; i < d; i++) qq += query[i]! * query[i]!;
-    const qNorm = Math.sqrt(qq);
-    const unit = new Float64Array(d);
-    if (qNorm > 0) for (let i = 0; i < d; i++) unit[i] = query[i]! / qNorm;
-    const beta = this.anchors.map((a) => {
-      let dot = 0;
-      for (let i = 0; i < d; i++) dot += a[i]! * unit[i]!;
-      return dot;
+    const unit = unitOf(query);
+    const projected = new Float64Array(SKETCH_DIM);
+    this.project(unit, projected);
+    const residualQuery = new Float64Array(d);
+    const sketchQuery = new Float64Array(SKETCH_DIM);
+    this.anchors.forEach((anchor, g) => {
+      let beta = 0;
+      for (let i = 0; i < d; i++) beta += anchor[i]! * unit[i]!;
+      for (let i = 0; i < d; i++) residualQuery[i] = unit[i]! - beta * anchor[i]!;
+      const anchorSketch = this.anchorSketches[g]!;
+      for (let i = 0; i < SKETCH_DIM; i++) sketchQuery[i] = projected[i]! - beta * anchorSketch[i]!;
+      this.residuals.setQuery(g, beta, residualQuery);
+      this.sketches.setQuery(g, beta, sketchQuery);
     });
-    return { unit, beta };
   }
 
   /**
-   * Narrows the pool to `keep` rows by `β(1 + a·r) + (q − βa)·r` with the residual dot in float32
-   * WASM SIMD: residuals are ~1e-2 of the vectors, so float32 rounding costs ~1e-10 of cosine —
-   * far below the gaps between distinct fine-tunes — at a fraction of a float64 JS dot's cost.
+   * The spec's sequential float64 cosine on the original vectors, best `k` (ties by id). Four rows
+   * share one pass over the query: each row's sum is still accumulated in index order (the same bits
+   * as cosine() in similarity.ts), but four independent add chains run at once instead of one.
    */
-  private narrow(unit: Float64Array, beta: readonly number[], slots: readonly number[], keep: number): number[] {
-    const byAnchor = new Map<number, number[]>();
-    for (const slot of slots) {
-      const g = this.anchorOf[slot]!;
-      let list = byAnchor.get(g);
-      if (!list) {
-        list = [];
-        byAnchor.set(g, list);
-      }
-      list.push(slot);
-    }
-    const buffer = this.residualMemory.buffer;
-    const q = new Float32Array(buffer, 0, this.paddedDim);
-    const slotsOffset = this.paddedDim * 4;
-    const outOffset = slotsOffset + MAX_POOL * 4;
-    const scored: { slot: number; score: number }[] = [];
-    for (const [g, list] of byAnchor) {
-      const anchor = this.anchors[g]!;
-      const b = beta[g]!;
-      for (let i = 0; i < this.dim; i++) q[i] = unit[i]! - b * anchor[i]!;
-      new Int32Array(buffer, slotsOffset, list.length).set(list);
-      this.gather(0, this.residualBase, slotsOffset, list.length, this.paddedDim, outOffset);
-      const out = new Float32Array(buffer, outOffset, list.length);
-      for (let j = 0; j < list.length; j++) scored.push({ slot: list[j]!, score: b + b * this.anchorDot[list[j]!]! + out[j]! });
-    }
-    scored.sort((x, y) => y.score - x.score);
-    return scored.slice(0, keep).map((x) => x.slot);
-  }
-
-  /** The spec's sequential float64 cosine on the original vectors, best `k` (ties by id). */
-  private exactTop(query: Float64Array, slots: readonly number[], k: number): VectorHit[] {
+  private exactTop(query: Float64Array, slots: ArrayLike<number>, k: number): VectorHit[] {
     const d = this.dim;
     let qq = 0;
     for (let i = 0; i < d; i++) qq += query[i]! * query[i]!;
     const qNorm = Math.sqrt(qq);
     const hits: VectorHit[] = [];
-    for (const slot of slots) {
-      const v = this.vectors[slot]!;
-      let dot = 0;
-      for (let i = 0; i < d; i++) dot += query[i]! * v[i]!;
-      // Same operations in the same order as cosine() in similarity.ts, so the same bits.
-      const denominator = qNorm * Math.sqrt(this.sumSquares[slot]!);
-      hits.push({ id: this.ids[slot]!, score: denominator === 0 ? 0 : dot / denominator });
+    for (let s = 0; s < slots.length; s += 4) {
+      // A short last group repeats its last row; the repeats are not recorded.
+      const last = slots.length - 1;
+      const group = [slots[s]!, slots[Math.min(s + 1, last)]!, slots[Math.min(s + 2, last)]!, slots[Math.min(s + 3, last)]!];
+      const v0 = this.vectors[group[0]!]!;
+      const v1 = this.vectors[group[1]!]!;
+      const v2 = this.vectors[group[2]!]!;
+      const v3 = this.vectors[group[3]!]!;
+      let dot0 = 0;
+      let dot1 = 0;
+      let dot2 = 0;
+      let dot3 = 0;
+      for (let i = 0; i < d; i++) {
+        const q = query[i]!;
+        dot0 += q * v0[i]!;
+        dot1 += q * v1[i]!;
+        dot2 += q * v2[i]!;
+        dot3 += q * v3[i]!;
+      }
+      const dots = [dot0, dot1, dot2, dot3];
+      for (let t = 0; t < 4 && s + t <= last; t++) {
+        const slot = group[t]!;
+        // Same operations in the same order as cosine() in similarity.ts, so the same bits.
+        const denominator = qNorm * Math.sqrt(this.sumSquares[slot]!);
+        hits.push({ id: this.ids[slot]!, score: denominator === 0 ? 0 : dots[t]! / denominator });
+      }
     }
     hits.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return hits.slice(0, k);
@@ -313,29 +357,16 @@ export class DimensionIndex {
 
   private ensureCapacity(rows: number): void {
     if (rows > this.sumSquares.length) {
-      const grow = <T extends Float64Array | Uint8Array | Int32Array>(a: T): T => {
+      const grow = <T extends Float64Array | Uint8Array>(a: T): T => {
         const next = new (a.constructor as new (n: number) => T)(Math.max(rows, a.length * 2));
         next.set(a);
         return next;
       };
       this.sumSquares = grow(this.sumSquares);
       this.alive = grow(this.alive);
-      this.anchorOf = grow(this.anchorOf);
-      this.anchorDot = grow(this.anchorDot);
-      this.anchorSketchDot = grow(this.anchorSketchDot);
     }
-    // Sketches, then room for one float32 score per row (the kernel's output).
-    const needed = QUERY_BYTES + rows * (SKETCH_DIM + 1) * 4;
-    const have = this.memory.buffer.byteLength;
-    if (needed > have) this.memory.grow(Math.ceil((Math.max(needed, have * 1.5) - have) / PAGE));
-    // Residuals: float32 rows; WASM memory is capped at 4 GiB, i.e. ≈ 350k rows at dim 3,000 and
-    // ≈ 65k at dim 16,000 (memory.grow throws a RangeError beyond that).
-    const neededResidual = this.residualBase + rows * this.paddedDim * 4;
-    const haveResidual = this.residualMemory.buffer.byteLength;
-    if (neededResidual > haveResidual) {
-      const target = Math.min(Math.max(neededResidual, haveResidual * 1.5), 65536 * PAGE);
-      this.residualMemory.grow(Math.ceil((target - haveResidual) / PAGE));
-    }
+    this.sketches.ensureCapacity(rows);
+    this.residuals.ensureCapacity(rows);
   }
 
   private project(vector: Float64Array, out: Float64Array): void {
@@ -351,11 +382,9 @@ export class DimensionIndex {
     }
   }
 
-  private writeSketch(slot: number, original: Float64Array, ss: number): void {
+  private writeRow(slot: number, original: Float64Array, ss: number): void {
     const d = this.dim;
-    const norm = Math.sqrt(ss);
-    const unit = new Float64Array(d);
-    if (norm > 0) for (let i = 0; i < d; i++) unit[i] = original[i]! / norm;
+    const unit = unitOf(original, ss);
     let best = -1;
     let bestCos = Number.NEGATIVE_INFINITY;
     this.anchors.forEach((a, g) => {
@@ -380,72 +409,31 @@ export class DimensionIndex {
       residual[i] = unit[i]! - anchor[i]!;
       anchorDot += anchor[i]! * residual[i]!;
     }
-    new Float32Array(this.residualMemory.buffer, this.residualBase + slot * this.paddedDim * 4, d).set(residual);
     const sketch = new Float64Array(SKETCH_DIM);
     this.project(residual, sketch);
-    const stored = new Float32Array(this.memory.buffer, QUERY_BYTES + slot * SKETCH_DIM * 4, SKETCH_DIM);
-    const anchorSketch = this.anchorSketches[best]!;
-    let sketchDot = 0;
-    for (let i = 0; i < SKETCH_DIM; i++) {
-      stored[i] = sketch[i]!;
-      sketchDot += anchorSketch[i]! * stored[i]!;
-    }
-    this.anchorOf[slot] = best;
-    this.anchorDot[slot] = anchorDot;
-    this.anchorSketchDot[slot] = sketchDot;
+    this.residuals.write(slot, residual, anchorDot, best);
+    this.sketches.write(slot, sketch, anchorDot, best);
   }
+}
 
-  /** Slots of the `pool` best rows by approximate cosine (see the module comment). */
-  private prefilter(unit: Float64Array, beta: readonly number[], pool: number): number[] {
-    const n = this.ids.length;
-    const projected = new Float64Array(SKETCH_DIM);
-    this.project(unit, projected);
-    new Float32Array(this.memory.buffer, 0, SKETCH_DIM).set(projected);
-    const outOffset = QUERY_BYTES + n * SKETCH_DIM * 4;
-    this.matvec(0, QUERY_BYTES, n, SKETCH_DIM, outOffset);
-    const raw = new Float32Array(this.memory.buffer, outOffset, n);
-    // Keep the `pool` best in a min-heap keyed by approximate score.
-    const heapScore = new Float64Array(pool);
-    const heapSlot = new Int32Array(pool);
-    let size = 0;
-    for (let slot = 0; slot < n; slot++) {
-      if (!this.alive[slot]) continue;
-      const b = beta[this.anchorOf[slot]!]!;
-      const score = b + b * this.anchorDot[slot]! + raw[slot]! - b * this.anchorSketchDot[slot]!;
-      if (size < pool) {
-        let i = size++;
-        while (i > 0) {
-          const parent = (i - 1) >> 1;
-          if (heapScore[parent]! <= score) break;
-          heapScore[i] = heapScore[parent]!;
-          heapSlot[i] = heapSlot[parent]!;
-          i = parent;
-        }
-        heapScore[i] = score;
-        heapSlot[i] = slot;
-      } else if (score > heapScore[0]!) {
-        let i = 0;
-        for (;;) {
-          const left = 2 * i + 1;
-          if (left >= size) break;
-          const right = left + 1;
-          const child = right < size && heapScore[right]! < heapScore[left]! ? right : left;
-          if (heapScore[child]! >= score) break;
-          heapScore[i] = heapScore[child]!;
-          heapSlot[i] = heapSlot[child]!;
-          i = child;
-        }
-        heapScore[i] = score;
-        heapSlot[i] = slot;
-      }
-    }
-    return Array.from(heapSlot.subarray(0, size));
-  }
+/** `x/|x|` (the zero vector for a zero `x`); `sumSquares` when already known. */
+function unitOf(x: Float64Array, sumSquares?: number): Float64Array {
+  let ss = sumSquares ?? 0;
+  if (sumSquares === undefined) for (let i = 0; i < x.length; i++) ss += x[i]! * x[i]!;
+  const norm = Math.sqrt(ss);
+  const unit = new Float64Array(x.length);
+  if (norm > 0) for (let i = 0; i < x.length; i++) unit[i] = x[i]! / norm;
+  return unit;
 }
 
 /** One {@link DimensionIndex} per fingerprint dimension. */
 export class VectorSearch {
   private readonly byDim = new Map<number, Promise<DimensionIndex>>();
+
+  /** Stops every dimension's helper thread. */
+  async close(): Promise<void> {
+    for (const index of this.byDim.values()) (await index).close();
+  }
 
   dimension(dim: number): Promise<DimensionIndex> {
     let index = this.byDim.get(dim);
