@@ -71,7 +71,7 @@ describe('ScanHelper', () => {
     });
     await helper.whenReady();
     // The hung helper joins the first job it wakes for; the caller may finish a job before it wakes.
-    for (let i = 0; i < 50 && helper.sharing; i++) {
+    for (let i = 0; i < 500 && helper.sharing; i++) {
       helper.run(job);
       expect(scores(memory, job)).toEqual(expected);
     }
