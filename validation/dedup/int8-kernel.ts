@@ -177,50 +177,86 @@ export interface ScoreJob {
   readonly out: number;
 }
 
-/** Control words of the shared job (an Int32Array over a SharedArrayBuffer). */
+/**
+ * The shared job protocol (scan-helper.ts explains it). Each job runs in one of {@link JOB_BANKS}
+ * banks — a state word, a cursor, the parameters and done flags here, and output and slot buffers
+ * chosen by the caller — and never in a bank the helper thread is still inside.
+ */
+export const JOB_BANKS = 4;
 export const CTRL = {
   /** Job number, bumped (and notified) by the caller for every job. */
   SEQ: 0,
-  /** 3·seq: open; 3·seq + 1: the helper joined; 3·seq + 2: closed (done, or never joined). */
-  STATE: 1,
-  /** Next chunk to claim (Atomics.add). */
-  CURSOR: 2,
   /** 1: the helper thread must exit. */
-  STOP: 3,
+  STOP: 1,
   /** Chunks the helper thread has run (all jobs; statistics and tests). */
-  HELPER_CHUNKS: 4,
-  JOB: 5,
+  HELPER_CHUNKS: 2,
+  /** First word of bank 0's block; the other banks' blocks follow it. */
+  BLOCKS: 3,
 } as const;
+/** Within a bank block: the job's state (3·seq open, 3·seq + 1 helper inside, 3·seq + 2 closed). */
+export const STATE = 0;
+/** Within a bank block: the next chunk to claim (Atomics.add). */
+export const CURSOR = 1;
+const JOB = 2;
 const JOB_FIELDS = ['store', 'frame', 'queries', 'rows', 'stride', 'len', 'indexed', 'slots', 'total', 'chunk', 'out'] as const;
-export const CTRL_WORDS = CTRL.JOB + JOB_FIELDS.length;
+const BLOCK_WORDS = JOB + JOB_FIELDS.length;
+export const CTRL_WORDS = CTRL.BLOCKS + JOB_BANKS * BLOCK_WORDS;
+/** Chunks per job at most (a bigger job gets bigger chunks); sizes the done flags. */
+export const MAX_CHUNKS = 1024;
 
-export function writeJob(ctrl: Int32Array, job: ScoreJob): void {
+/** Index in the control words of `word` of bank `bank`'s block. */
+export function blockWord(bank: number, word: number): number {
+  return CTRL.BLOCKS + bank * BLOCK_WORDS + word;
+}
+
+export function writeJob(ctrl: Int32Array, bank: number, job: ScoreJob): void {
   JOB_FIELDS.forEach((field, i) => {
-    Atomics.store(ctrl, CTRL.JOB + i, job[field] | 0);
+    Atomics.store(ctrl, blockWord(bank, JOB + i), job[field] | 0);
   });
 }
 
-function readJob(ctrl: Int32Array): ScoreJob {
+export function readJob(ctrl: Int32Array, bank: number): ScoreJob {
   const job: Record<string, number> = {};
   JOB_FIELDS.forEach((field, i) => {
-    job[field] = Atomics.load(ctrl, CTRL.JOB + i) >>> 0;
+    job[field] = Atomics.load(ctrl, blockWord(bank, JOB + i)) >>> 0;
   });
   return job as unknown as ScoreJob;
 }
 
-/**
- * Claims chunks of the current job until none are left and scores them; returns how many it ran.
- * Both threads run this; the chunks are disjoint, so the result does not depend on who ran which.
- */
-export function runChunks(ctrl: Int32Array, kernels: readonly ScoreKernel[]): number {
-  const job = readJob(ctrl);
+/** Scores chunk `c` of `job` (`count` ≤ chunk items from item c·chunk). */
+function runChunk(kernels: readonly ScoreKernel[], job: ScoreJob, c: number): void {
   const score = kernels[job.store]!;
+  const first = c * job.chunk;
+  const count = Math.min(job.chunk, job.total - first);
+  const out = job.out + first * 8;
+  if (job.indexed) score(job.frame, job.queries, job.rows, job.stride, job.len, 1, job.slots + first * 4, count, out);
+  else score(job.frame, job.queries, job.rows + first * job.stride, job.stride, job.len, 0, 0, count, out);
+}
+
+/**
+ * Claims chunks of job `seq` (parameters `job`, in block `bank`) until none are left, scores them
+ * and stamps each one's done flag with `seq`; returns how many it ran. Both threads run this; the
+ * kernel is deterministic, so the result does not depend on who ran which chunk (or whether two did).
+ */
+export function runChunks(ctrl: Int32Array, done: Int32Array, seq: number, bank: number, job: ScoreJob, kernels: readonly ScoreKernel[]): number {
+  const chunks = Math.ceil(job.total / job.chunk);
   for (let ran = 0; ; ran++) {
-    const first = Atomics.add(ctrl, CTRL.CURSOR, 1) * job.chunk;
-    if (first >= job.total) return ran;
-    const count = Math.min(job.chunk, job.total - first);
-    const out = job.out + first * 8;
-    if (job.indexed) score(job.frame, job.queries, job.rows, job.stride, job.len, 1, job.slots + first * 4, count, out);
-    else score(job.frame, job.queries, job.rows + first * job.stride, job.stride, job.len, 0, 0, count, out);
+    const c = Atomics.add(ctrl, blockWord(bank, CURSOR), 1);
+    if (c >= chunks) return ran;
+    runChunk(kernels, job, c);
+    Atomics.store(done, bank * MAX_CHUNKS + c, seq);
   }
+}
+
+/** Scores every chunk of job `seq` whose done flag is not stamped `seq` yet; returns how many. */
+export function runUnfinished(done: Int32Array, seq: number, bank: number, job: ScoreJob, kernels: readonly ScoreKernel[]): number {
+  const chunks = Math.ceil(job.total / job.chunk);
+  let ran = 0;
+  for (let c = 0; c < chunks; c++) {
+    if (Atomics.load(done, bank * MAX_CHUNKS + c) === seq) continue;
+    runChunk(kernels, job, c);
+    Atomics.store(done, bank * MAX_CHUNKS + c, seq);
+    ran++;
+  }
+  return ran;
 }

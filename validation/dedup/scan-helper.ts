@@ -1,29 +1,43 @@
 /**
- * Runs the dedup kernel's jobs on the calling thread and, when the job is big enough, on one helper
+ * Runs the dedup kernel's jobs on the calling thread and, when a job is big enough, on one helper
  * thread at the same time (these machines have 2 cores; the scan and the re-check are memory-bound
  * loops over disjoint rows).
  *
- * Work sharing, not work splitting: both threads claim small chunks from one atomic cursor, so a
- * helper that is slow to wake (≈ 0.1 ms) or not scheduled at all on a busy host costs at most the
- * chunk it holds — the caller simply runs the rest. The caller blocks (Atomics.wait) only for a
- * chunk the helper is running, never for a helper that has not joined: it closes the job first
- * (compare-and-swap on the job state), and a late helper then skips it. Results do not depend on
- * which thread ran which chunk.
+ * The caller never waits for the helper inside a job:
+ *  - Work sharing, not splitting: both threads claim small chunks from one atomic cursor, so a
+ *    helper that is slow to wake (≈ 0.1 ms) or not scheduled at all costs nothing.
+ *  - When the cursor runs out, the caller scores every chunk whose done flag is not stamped yet —
+ *    including one the helper may still be running — instead of waiting for it. The kernel is
+ *    deterministic, so two threads scoring the same chunk write the same bytes.
+ *  - (An earlier version waited for the helper's last chunk. On this shared 2-core host the helper
+ *    was sometimes descheduled mid-chunk, and the caller then lost a scheduler tick, ≈ 4 ms, about
+ *    once per hundred queries: p99 22 ms against 16 ms on one thread.)
  *
- * The helper starts lazily on the first big job and is `unref()`ed; `close()` stops it. If it ever
- * fails to finish a chunk within {@link HELPER_STALL_MS}, the caller re-runs the whole job alone (the
- * kernel is deterministic, so re-scoring a chunk writes the same values) and stops using the helper.
+ * A helper may therefore still be finishing job `n` while the caller runs the next jobs. Each job
+ * runs in one of JOB_BANKS (4) banks, each with its own control block, done flags, and output and
+ * slot buffers (the caller's `prepare(bank)` picks them), and never in the bank the helper is still
+ * inside: the helper only ever joins the newest job, so it is inside at most one bank and another is
+ * always free. Its late writes to its job's buffers are either the same bytes the caller already
+ * wrote or go to buffers nobody reads until that bank is reused, after it left. So the caller never
+ * waits for the helper during a query. (With a fixed rotation over two banks, the next query's scan
+ * had to wait for a helper descheduled inside the previous scan about once per five queries, up
+ * to 8 ms.) {@link ScanHelper.quiesce} does wait for the helper to leave, before rows are written
+ * or moved.
+ *
+ * The helper starts on the first big job (or on {@link ScanHelper.start}) and is `unref()`ed;
+ * `close()` stops it. A helper seen inside the same job for {@link HELPER_STALL_MS} is treated as
+ * gone: it is terminated, and that job's bank is never used again.
  */
 import { Worker } from 'node:worker_threads';
 import { tsWorkerSource } from '../../core/ts-worker.ts';
-import { CTRL, CTRL_WORDS, runChunks, type ScoreJob, type ScoreKernel, writeJob } from './int8-kernel.ts';
+import { blockWord, CTRL, CTRL_WORDS, CURSOR, JOB_BANKS, MAX_CHUNKS, runChunks, runUnfinished, STATE, type ScoreJob, type ScoreKernel, writeJob } from './int8-kernel.ts';
 
-/** A helper that holds a chunk this long is treated as gone. @default 5000 */
+/** A helper seen inside the same job for this long is treated as gone. @default 5000 */
 export const HELPER_STALL_MS = 5000;
 /**
- * Polls of the job state before the caller sleeps on it. The helper's last chunk usually ends within
- * ~0.1 ms; a futex sleep can cost a scheduler tick (4 ms here) to wake from, and polling first cut
- * the caller's total wait by a third in a 1,500-query run at 60k rows. @default 20000 (≈ 0.1 ms)
+ * Polls of a bank's state before {@link ScanHelper.quiesce} sleeps on it. A futex sleep can cost a
+ * scheduler tick (4 ms here) to wake from.
+ * @default 20000 (≈ 0.1 ms)
  */
 export const HELPER_SPIN_POLLS = 20000;
 
@@ -34,11 +48,19 @@ export interface ScanHelperOptions {
   readonly entry?: URL;
 }
 
+/** Jobs are numbered from 1 and wrap after this one (3·seq + 2 must fit an i32). */
+const LAST_SEQ = 2 ** 28;
+
 export class ScanHelper {
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
+  private readonly done = new Int32Array(new SharedArrayBuffer(JOB_BANKS * MAX_CHUNKS * 4));
   private worker: Worker | undefined;
   private ready: Promise<void> = Promise.resolve();
   private broken = false;
+  /** The bank a stalled helper may still write to: never used again (nor needed: no helper is left). */
+  private poisoned: number | undefined;
+  /** The helper's job state when first seen inside a job the caller was rotating onto. */
+  private busy: { state: number; since: number } | undefined;
   private seq = 0;
   private callerChunks = 0;
   private readonly stallMs: number;
@@ -75,47 +97,67 @@ export class ScanHelper {
     return this.ready;
   }
 
-  /** Scores `job` (synchronously); returns when every chunk is written. */
-  run(job: ScoreJob): void {
+  /**
+   * Scores one job (synchronously) and returns it. `prepare(bank)` is called with a bank whose
+   * buffers no thread is using and returns the job with that bank's output (and slot) buffers.
+   */
+  run(prepare: (bank: number) => ScoreJob): ScoreJob {
     const ctrl = this.ctrl;
-    this.seq = (this.seq + 1) & 0x1fffffff;
+    this.seq = this.seq >= LAST_SEQ ? 1 : this.seq + 1;
     const seq = this.seq;
-    writeJob(ctrl, job);
-    Atomics.store(ctrl, CTRL.CURSOR, 0);
+    const bank = this.freeBank(seq);
+    const prepared = prepare(bank);
+    const job = { ...prepared, chunk: Math.max(prepared.chunk, Math.ceil(prepared.total / MAX_CHUNKS)) };
+    const stateAt = blockWord(bank, STATE);
+    writeJob(ctrl, bank, job);
+    Atomics.store(ctrl, blockWord(bank, CURSOR), 0);
     const shared = job.total > job.chunk && !this.broken;
     // A small job, or no helper: closed from the start, so a helper waking now skips it.
-    Atomics.store(ctrl, CTRL.STATE, shared ? 3 * seq : 3 * seq + 2);
+    Atomics.store(ctrl, stateAt, shared ? 3 * seq : 3 * seq + 2);
     Atomics.store(ctrl, CTRL.SEQ, seq);
     if (shared) {
       this.start();
       Atomics.notify(ctrl, CTRL.SEQ);
     }
-    this.callerChunks += runChunks(ctrl, this.kernels);
-    if (!shared || Atomics.compareExchange(ctrl, CTRL.STATE, 3 * seq, 3 * seq + 2) === 3 * seq) return;
-    // The helper joined: wait for the chunk it is running.
-    for (let poll = 0; poll < HELPER_SPIN_POLLS && Atomics.load(ctrl, CTRL.STATE) === 3 * seq + 1; poll++);
-    const deadline = Date.now() + this.stallMs;
-    while (Atomics.load(ctrl, CTRL.STATE) === 3 * seq + 1) {
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        this.close();
-        Atomics.store(ctrl, CTRL.CURSOR, 0);
-        this.callerChunks += runChunks(ctrl, this.kernels);
-        return;
+    this.callerChunks += runChunks(ctrl, this.done, seq, bank, job, this.kernels);
+    if (shared) {
+      this.callerChunks += runUnfinished(this.done, seq, bank, job, this.kernels);
+      // Close the job unless the helper is inside it (then the helper closes it when it leaves).
+      Atomics.compareExchange(ctrl, stateAt, 3 * seq, 3 * seq + 2);
+    }
+    return job;
+  }
+
+  /** Returns once the helper is inside no job, i.e. writes nothing (before rows are written or moved). */
+  quiesce(): void {
+    const ctrl = this.ctrl;
+    for (let bank = 0; bank < JOB_BANKS; bank++) {
+      if (bank === this.poisoned) continue;
+      const stateAt = blockWord(bank, STATE);
+      let state = Atomics.load(ctrl, stateAt);
+      for (let poll = 0; poll < HELPER_SPIN_POLLS && inside(state); poll++) state = Atomics.load(ctrl, stateAt);
+      const deadline = Date.now() + this.stallMs;
+      while (inside(state)) {
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          this.drop(bank);
+          break;
+        }
+        Atomics.wait(ctrl, stateAt, state, left);
+        state = Atomics.load(ctrl, stateAt);
       }
-      Atomics.wait(ctrl, CTRL.STATE, 3 * seq + 1, left);
     }
   }
 
   /** Stops the helper thread (idempotent). */
   close(): void {
+    this.broken = true;
     if (!this.worker) return;
     Atomics.store(this.ctrl, CTRL.STOP, 1);
     Atomics.add(this.ctrl, CTRL.SEQ, 1);
     Atomics.notify(this.ctrl, CTRL.SEQ);
     void this.worker.terminate();
     this.worker = undefined;
-    this.broken = true;
   }
 
   /** Starts the helper thread ahead of the first big job (it takes ≈ 0.3–1 s to load). */
@@ -124,7 +166,7 @@ export class ScanHelper {
     const worker = new Worker(tsWorkerSource(this.entry), {
       eval: true,
       execArgv: [],
-      workerData: { module: this.module, memories: this.memories, ctrl: this.ctrl.buffer },
+      workerData: { module: this.module, memories: this.memories, ctrl: this.ctrl.buffer, done: this.done.buffer },
     });
     worker.unref();
     this.ready = new Promise<void>((resolve, reject) => {
@@ -137,4 +179,32 @@ export class ScanHelper {
     });
     this.worker = worker;
   }
+
+  /**
+   * The bank for job `seq`: the next in rotation that the helper is not inside. The helper is inside
+   * at most one job (it only ever joins the newest), so one of the other banks is always free and the
+   * caller never waits. Seeing the helper inside the same job for {@link HELPER_STALL_MS} drops it.
+   */
+  private freeBank(seq: number): number {
+    for (let i = 0; i < JOB_BANKS; i++) {
+      const bank = (seq + i) % JOB_BANKS;
+      if (bank === this.poisoned) continue;
+      const state = Atomics.load(this.ctrl, blockWord(bank, STATE));
+      if (!inside(state)) return bank;
+      if (this.busy?.state !== state) this.busy = { state, since: Date.now() };
+      else if (Date.now() - this.busy.since > this.stallMs) this.drop(bank);
+    }
+    throw new Error('dedup scan helper: no free job bank'); // unreachable: at most one bank is busy
+  }
+
+  /** Stops using a helper that is stuck inside a job of `bank`; that bank is never used again. */
+  private drop(bank: number): void {
+    this.close();
+    this.poisoned = bank;
+  }
+}
+
+/** Whether a bank's state says the helper is inside its job (3·seq + 1). */
+function inside(state: number): boolean {
+  return state % 3 === 1;
 }

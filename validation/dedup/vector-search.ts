@@ -41,7 +41,7 @@
  * bench/dedup.ts and tested), exact in the scores it returns. `exact: true` scans every row in float64.
  */
 import { mulberry32 } from '../../core/prng.ts';
-import { compileKernel, INT8_MAX, kernelMemory, LANE_BLOCK, MAX_PAGES, PAGE, queryRange, quantize, ROW_HEADER, scoreKernel } from './int8-kernel.ts';
+import { compileKernel, INT8_MAX, JOB_BANKS, kernelMemory, LANE_BLOCK, MAX_PAGES, PAGE, queryRange, quantize, ROW_HEADER, scoreKernel } from './int8-kernel.ts';
 import { ScanHelper } from './scan-helper.ts';
 import { topIndices } from './top-indices.ts';
 
@@ -113,7 +113,8 @@ class Int8RowStore {
     this.len = Math.ceil(length / LANE_BLOCK) * LANE_BLOCK;
     this.stride = ROW_HEADER + this.len;
     this.slotsBase = this.queriesBase + MAX_ANCHORS * this.len * 2;
-    this.rowsBase = Math.ceil((this.slotsBase + MAX_POOL * 4) / 64) * 64;
+    // A slot list and a score array per job bank (scan-helper.ts).
+    this.rowsBase = Math.ceil((this.slotsBase + JOB_BANKS * MAX_POOL * 4) / 64) * 64;
     this.range = queryRange(this.len);
     this.rowScratch = new Int8Array(this.len);
     this.queryScratch = new Int16Array(this.len);
@@ -124,7 +125,7 @@ class Int8RowStore {
   ensureCapacity(rows: number): void {
     if (rows <= this.capacity) return;
     const target = Math.max(rows, Math.ceil(this.capacity * 1.5));
-    const needed = this.rowsBase + target * (this.stride + 8);
+    const needed = this.rowsBase + target * (this.stride + JOB_BANKS * 8);
     const have = this.memory.buffer.byteLength;
     if (needed > have) {
       const pages = Math.ceil((needed - have) / PAGE);
@@ -135,8 +136,9 @@ class Int8RowStore {
     this.capacity = target;
   }
 
-  private get scoresBase(): number {
-    return this.rowsBase + this.capacity * this.stride;
+  /** The score array of job bank `bank` (after the rows; they move when the capacity grows). */
+  private scoresBase(bank: number): number {
+    return this.rowsBase + this.capacity * this.stride + bank * this.capacity * 8;
   }
 
   write(slot: number, values: ArrayLike<number>, anchorDot: number, anchor: number): void {
@@ -164,19 +166,22 @@ class Int8RowStore {
 
   /** Approximate cosine of rows 0…n−1 (−∞ for removed rows). The view is valid until the next call. */
   scan(n: number): Float64Array {
-    this.helper.run({ ...this.job(), indexed: 0, slots: 0, total: n, chunk: SCAN_CHUNK });
-    return new Float64Array(this.memory.buffer, this.scoresBase, n);
+    const job = this.helper.run((bank) => ({ ...this.job(bank), indexed: 0, slots: 0, total: n, chunk: SCAN_CHUNK }));
+    return new Float64Array(this.memory.buffer, job.out, n);
   }
 
   /** Approximate cosine of the listed rows (at most MAX_POOL), in list order. */
   scoreRows(slots: Int32Array): Float64Array {
-    new Int32Array(this.memory.buffer, this.slotsBase, slots.length).set(slots);
-    this.helper.run({ ...this.job(), indexed: 1, slots: this.slotsBase, total: slots.length, chunk: RECHECK_CHUNK });
-    return new Float64Array(this.memory.buffer, this.scoresBase, slots.length);
+    const job = this.helper.run((bank) => {
+      const at = this.slotsBase + bank * MAX_POOL * 4;
+      new Int32Array(this.memory.buffer, at, slots.length).set(slots);
+      return { ...this.job(bank), indexed: 1, slots: at, total: slots.length, chunk: RECHECK_CHUNK };
+    });
+    return new Float64Array(this.memory.buffer, job.out, slots.length);
   }
 
-  private job() {
-    return { store: this.store, frame: 0, queries: this.queriesBase, rows: this.rowsBase, stride: this.stride, len: this.len, out: this.scoresBase };
+  private job(bank: number) {
+    return { store: this.store, frame: 0, queries: this.queriesBase, rows: this.rowsBase, stride: this.stride, len: this.len, out: this.scoresBase(bank) };
   }
 }
 
@@ -251,6 +256,8 @@ export class DimensionIndex {
   /** Adds or replaces the vector of `id` (a zero vector is kept but never ranks above 0). */
   upsert(id: string, vector: ArrayLike<number>): void {
     if (vector.length !== this.dim) throw new RangeError(`vector of length ${vector.length} in dimension ${this.dim}`);
+    // A helper thread still finishing the last query's job must not read rows that move or change.
+    this.helper.quiesce();
     const previous = this.slotOf.get(id);
     if (previous !== undefined) this.kill(previous);
     const slot = this.ids.length;
