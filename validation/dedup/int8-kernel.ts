@@ -21,6 +21,23 @@ export const MAX_PAGES = 65536;
  *   [rows: capacity × (header 16 B: a·r f64, row scale f32, anchor i32 (−1 = removed); len int8)]
  *   [scores: capacity f64]
  */
+/**
+ * WAT for `acc += Σ row[k..k+32)·query[k..k+32)`: 32 int8 values (four 8-lane loads, sign-extended to
+ * int16) against 32 int16 values, summed pairwise into i32 lanes by `i32x4.dot_i16x8_s`.
+ */
+function accumulate32(acc: string, row: string, query: string): string {
+  const lines = [
+    `(local.set $r (i32.add (local.get ${row}) (local.get $k)))`,
+    `(local.set $q (i32.add (local.get ${query}) (i32.shl (local.get $k) (i32.const 1))))`,
+  ];
+  for (const part of [0, 1, 2, 3]) {
+    const rowAt = part ? ` offset=${part * 8}` : '';
+    const queryAt = part ? ` offset=${part * 16}` : '';
+    lines.push(`(local.set ${acc} (i32x4.add (local.get ${acc}) (i32x4.dot_i16x8_s (v128.load8x8_s${rowAt} (local.get $r)) (v128.load${queryAt} (local.get $q)))))`);
+  }
+  return lines.map((line) => `      ${line}`).join('\n');
+}
+
 const KERNEL_WAT = `(module
   (import "env" "mem" (memory 1 65536 shared))
   (func $hsum (param $v v128) (result f64)
@@ -36,18 +53,8 @@ const KERNEL_WAT = `(module
     (local $a0 v128) (local $b0 v128)
     (block $done (loop $cols
       (br_if $done (i32.ge_u (local.get $k) (local.get $len)))
-      (local.set $r (i32.add (local.get $ra) (local.get $k)))
-      (local.set $q (i32.add (local.get $qa) (i32.shl (local.get $k) (i32.const 1))))
-      (local.set $a0 (i32x4.add (local.get $a0) (i32x4.dot_i16x8_s (v128.load8x8_s (local.get $r)) (v128.load (local.get $q)))))
-      (local.set $a0 (i32x4.add (local.get $a0) (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (local.get $r)) (v128.load offset=16 (local.get $q)))))
-      (local.set $a0 (i32x4.add (local.get $a0) (i32x4.dot_i16x8_s (v128.load8x8_s offset=16 (local.get $r)) (v128.load offset=32 (local.get $q)))))
-      (local.set $a0 (i32x4.add (local.get $a0) (i32x4.dot_i16x8_s (v128.load8x8_s offset=24 (local.get $r)) (v128.load offset=48 (local.get $q)))))
-      (local.set $r (i32.add (local.get $rb) (local.get $k)))
-      (local.set $q (i32.add (local.get $qb) (i32.shl (local.get $k) (i32.const 1))))
-      (local.set $b0 (i32x4.add (local.get $b0) (i32x4.dot_i16x8_s (v128.load8x8_s (local.get $r)) (v128.load (local.get $q)))))
-      (local.set $b0 (i32x4.add (local.get $b0) (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (local.get $r)) (v128.load offset=16 (local.get $q)))))
-      (local.set $b0 (i32x4.add (local.get $b0) (i32x4.dot_i16x8_s (v128.load8x8_s offset=16 (local.get $r)) (v128.load offset=32 (local.get $q)))))
-      (local.set $b0 (i32x4.add (local.get $b0) (i32x4.dot_i16x8_s (v128.load8x8_s offset=24 (local.get $r)) (v128.load offset=48 (local.get $q)))))
+${accumulate32('$a0', '$ra', '$qa')}
+${accumulate32('$b0', '$rb', '$qb')}
       (local.set $k (i32.add (local.get $k) (i32.const 32)))
       (br $cols)))
     (call $hsum (local.get $a0))

@@ -29,6 +29,15 @@ function nearQueries(seed: number, rows: readonly Float64Array[], count: number)
   return Array.from({ length: count }, () => Float64Array.from(rows[Math.floor(random() * rows.length)]!, (v) => v * (1 + 1e-3 * gaussian(random))));
 }
 
+/** An index of `rows` under the ids m0, m1, … */
+async function indexOf(rows: readonly Float64Array[], d: number): Promise<DimensionIndex> {
+  const index = await DimensionIndex.create(d);
+  rows.forEach((r, i) => {
+    index.upsert(`m${i}`, r);
+  });
+  return index;
+}
+
 describe('DimensionIndex', () => {
   it('returns exact float64 cosine scores, best first, ties by id', async () => {
     const index = await DimensionIndex.create(3);
@@ -52,10 +61,7 @@ describe('DimensionIndex', () => {
     const d = 128;
     const n = MIN_RERANK_CANDIDATES * 2;
     const rows = lineageData(7, n, d);
-    const index = await DimensionIndex.create(d);
-    rows.forEach((r, i) => {
-      index.upsert(`m${i}`, r);
-    });
+    const index = await indexOf(rows, d);
     const random = mulberry32(99);
     for (let q = 0; q < 20; q++) {
       const parent = rows[Math.floor(random() * n)]!;
@@ -68,10 +74,7 @@ describe('DimensionIndex', () => {
   it('the fast path returns the exact top-20 on isotropic fine-tunes too (sketch pool > MIN_RERANK_CANDIDATES)', async () => {
     const d = 96;
     const rows = isotropicData(21, MIN_RERANK_CANDIDATES + 2_000, d);
-    const index = await DimensionIndex.create(d);
-    rows.forEach((r, i) => {
-      index.upsert(`m${i}`, r);
-    });
+    const index = await indexOf(rows, d);
     for (const query of nearQueries(22, rows, 20)) expect(index.search(query, 20)).toEqual(index.search(query, 20, { exact: true }));
     // Same answers once the helper thread is stopped (the caller runs every chunk).
     const query = nearQueries(23, rows, 1)[0]!;
@@ -83,10 +86,7 @@ describe('DimensionIndex', () => {
   it('never returns removed or replaced vectors from the fast path, and ranks an anchor row (zero residual) first for itself', async () => {
     const d = 64;
     const rows = lineageData(31, MIN_RERANK_CANDIDATES + 2_000, d);
-    const index = await DimensionIndex.create(d);
-    rows.forEach((r, i) => {
-      index.upsert(`m${i}`, r);
-    });
+    const index = await indexOf(rows, d);
     const random = mulberry32(32);
     const removed = new Set<string>();
     for (let i = 0; i < 600; i++) {
