@@ -9,23 +9,19 @@
  * noise of the heap after warm-up.
  */
 import { performance } from 'node:perf_hooks';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { parseReveal } from '../chain/reveal.ts';
 import { RevealScanner } from '../chain/reveal-scanner.ts';
 import { codecsFor, MemoryStorage, revealedKey, revealedValue, testHotkey, v7Payload } from '../tests/support/chain-storage.ts';
 import { mulberry32 as prng } from '../core/prng.ts';
+import { fullGc } from './support/gc.ts';
 
 const NETUID = 97;
 const HOTKEYS = 256;
 const PER_HOTKEY = 10;
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
 function heapMiB(): number {
-  gc();
-  gc();
+  fullGc();
+  fullGc();
   return process.memoryUsage().heapUsed / 2 ** 20;
 }
 

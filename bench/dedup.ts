@@ -17,18 +17,11 @@
  * `PostgresDedupIndex.refresh` does per fetched row; queries use `DimensionIndex.search`, exactly
  * what `PostgresDedupIndex.knn` calls (it then reads the 20 hits' metadata by primary key).
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { mulberry32 } from '../core/prng.ts';
 import { divergence, similarity } from '../validation/dedup/similarity.ts';
 import { baseModel, fingerprintOf, gaussian, perturb, samplesOf } from '../validation/dedup/synthetic-fingerprints.ts';
 import { DimensionIndex } from '../validation/dedup/vector-search.ts';
-
-/** A full, blocking GC (the bench runs without --expose-gc). */
-function collectGarbage(): void {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
-}
+import { fullGc } from './support/gc.ts';
 
 function arg(argv: string[], name: string, fallback: number): number {
   const i = argv.indexOf(`--${name}`);
@@ -110,7 +103,7 @@ export async function main(argv: string[]): Promise<void> {
   // Measure the steady state, not the aftermath of loading: a full GC now (loading allocated
   // 2 × rows vectors) instead of concurrent marking during the queries, then a warm-up (JIT, page
   // faults) that is not measured.
-  collectGarbage();
+  fullGc();
   for (const q of qs.slice(0, 50)) index.search(q, k);
   const before = index.stats();
   const fast: number[] = [];
