@@ -201,11 +201,43 @@ function parseChatBody(body: unknown): ChatRequestBody | string {
   return { model: b.model, messages, temperature, seed: seed as number | null, maxTokens: maxTokens as number };
 }
 
+/** What differs between the chat and the text completion responses. */
+interface ResponseShape<T> {
+  readonly idPrefix: string;
+  readonly object: string;
+  readonly promptTokens: (request: T) => number;
+  readonly choice: (text: string, finishReason: 'stop' | 'length') => Record<string, unknown>;
+}
+
+/** Whitespace-separated words: the stub's token count. */
+function wordCount(text: string): number {
+  return text.match(/\S+/g)?.length ?? 0;
+}
+
 export async function startStubVllm(options: StubVllmOptions): Promise<StubVllm> {
   const served = new Set(options.servedModels);
   if (served.size === 0) throw new RangeError('startStubVllm needs at least one served model');
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   let completionCounter = 0;
+
+  /** Both generation endpoints: the 400/404 checks, the latency, the scripted reply and its token counts. */
+  async function complete<T extends ChatRequestBody>(res: ServerResponse, parsed: T | string, shape: ResponseShape<T>): Promise<void> {
+    if (typeof parsed === 'string') return sendOpenAiError(res, 400, parsed, 'BadRequestError');
+    if (!served.has(parsed.model)) return sendOpenAiError(res, 404, `The model \`${parsed.model}\` does not exist.`, 'NotFoundError');
+    await delay(options.latencyMs ?? 0);
+    const { text, finishReason } = stubReplyText(parsed);
+    const promptTokens = shape.promptTokens(parsed);
+    const completionTokens = wordCount(text);
+    completionCounter += 1;
+    return sendJson(res, 200, {
+      id: `${shape.idPrefix}-${completionCounter}`,
+      object: shape.object,
+      created: 0,
+      model: parsed.model,
+      choices: [shape.choice(text, finishReason)],
+      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+    });
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://stub').pathname;
@@ -225,39 +257,19 @@ export async function startStubVllm(options: StubVllmOptions): Promise<StubVllm>
       });
     }
     if (req.method === 'POST' && path === '/v1/chat/completions') {
-      const parsed = parseChatBody(await readJsonBody(req, maxBody));
-      if (typeof parsed === 'string') return sendOpenAiError(res, 400, parsed, 'BadRequestError');
-      if (!served.has(parsed.model)) return sendOpenAiError(res, 404, `The model \`${parsed.model}\` does not exist.`, 'NotFoundError');
-      await delay(options.latencyMs ?? 0);
-      const { text, finishReason } = stubReplyText(parsed);
-      const promptTokens = parsed.messages.reduce((n, m) => n + (m.content.match(/\S+/g)?.length ?? 0), 0);
-      const completionTokens = text.match(/\S+/g)?.length ?? 0;
-      completionCounter += 1;
-      return sendJson(res, 200, {
-        id: `chatcmpl-stub-${completionCounter}`,
+      return complete(res, parseChatBody(await readJsonBody(req, maxBody)), {
+        idPrefix: 'chatcmpl-stub',
         object: 'chat.completion',
-        created: 0,
-        model: parsed.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: finishReason, logprobs: null }],
-        usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+        promptTokens: (chat) => chat.messages.reduce((n, m) => n + wordCount(m.content), 0),
+        choice: (text, finishReason) => ({ index: 0, message: { role: 'assistant', content: text }, finish_reason: finishReason, logprobs: null }),
       });
     }
     if (req.method === 'POST' && path === '/v1/completions') {
-      const parsed = parseCompletionBody(await readJsonBody(req, maxBody));
-      if (typeof parsed === 'string') return sendOpenAiError(res, 400, parsed, 'BadRequestError');
-      if (!served.has(parsed.model)) return sendOpenAiError(res, 404, `The model \`${parsed.model}\` does not exist.`, 'NotFoundError');
-      await delay(options.latencyMs ?? 0);
-      const { text, finishReason } = stubReplyText(parsed);
-      const promptTokens = parsed.prompt.match(/\S+/g)?.length ?? 0;
-      const completionTokens = text.match(/\S+/g)?.length ?? 0;
-      completionCounter += 1;
-      return sendJson(res, 200, {
-        id: `cmpl-stub-${completionCounter}`,
+      return complete(res, parseCompletionBody(await readJsonBody(req, maxBody)), {
+        idPrefix: 'cmpl-stub',
         object: 'text_completion',
-        created: 0,
-        model: parsed.model,
-        choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null, stop_reason: null }],
-        usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+        promptTokens: (completion) => wordCount(completion.prompt),
+        choice: (text, finishReason) => ({ index: 0, text, finish_reason: finishReason, logprobs: null, stop_reason: null }),
       });
     }
     req.resume();
