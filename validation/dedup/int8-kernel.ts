@@ -14,14 +14,6 @@ export const PAGE = 65536;
 export const MAX_PAGES = 65536;
 
 /**
- * Row store layout (one WebAssembly.Memory each for the sketch and the residual):
- *   [frame: MAX_ANCHORS × (β f64, query scale f64)]
- *   [queries: MAX_ANCHORS × len int16]
- *   [slots: MAX_POOL i32]
- *   [rows: capacity × (header 16 B: a·r f64, row scale f32, anchor i32 (−1 = removed); len int8)]
- *   [scores: capacity f64]
- */
-/**
  * WAT for `acc += Σ row[k..k+32)·query[k..k+32)`: 32 int8 values (four 8-lane loads, sign-extended to
  * int16) against 32 int16 values, summed pairwise into i32 lanes by `i32x4.dot_i16x8_s`.
  */
@@ -45,9 +37,10 @@ const KERNEL_WAT = `(module
       (f64.add (f64.convert_i32_s (i32x4.extract_lane 0 (local.get $v))) (f64.convert_i32_s (i32x4.extract_lane 1 (local.get $v))))
       (f64.add (f64.convert_i32_s (i32x4.extract_lane 2 (local.get $v))) (f64.convert_i32_s (i32x4.extract_lane 3 (local.get $v))))))
   ;; (Σ ra[i]·qa[i], Σ rb[i]·qb[i]) for i < $len (a multiple of 32): int8 rows, int16 queries, one i32x4
-  ;; accumulator per row (an integer add has one cycle of latency, so more would not help). Two rows at once: two independent memory streams keep more cache misses in
-  ;; flight (scattered 3 KB rows: 1.44 ms for 4,096 consecutive rows vs 3.0 ms at stride 8, one row at
-  ;; a time). The caller bounds |q| so that len/4 products of 127·|q| fit an i32 lane.
+  ;; accumulator per row (an integer add has one cycle of latency, so more would not help). Two rows
+  ;; at once: two independent memory streams keep more cache misses in flight (scattered 3 KB rows:
+  ;; 1.44 ms for 4,096 consecutive rows vs 3.0 ms at stride 8, one row at a time). The caller bounds
+  ;; |q| so that len/4 products of 127·|q| fit an i32 lane.
   (func $dot2 (param $qa i32) (param $qb i32) (param $ra i32) (param $rb i32) (param $len i32) (result f64 f64)
     (local $k i32) (local $q i32) (local $r i32)
     (local $a0 v128) (local $b0 v128)

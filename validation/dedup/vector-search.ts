@@ -90,7 +90,15 @@ export interface VectorHit {
   readonly score: number;
 }
 
-/** Int8 rows with a header (a·r, scale, anchor) in one WASM memory, scored by the kernel's `score`. */
+/**
+ * Int8 rows with a header in one WASM memory, scored by the kernel's `score` (int8-kernel.ts).
+ * Layout, in bytes from 0:
+ *   [frame: MAX_ANCHORS × (β f64, query scale f64)]
+ *   [queries: MAX_ANCHORS × len int16]
+ *   [slots: JOB_BANKS × MAX_POOL i32]
+ *   [rows: capacity × (header: a·r f64, row scale f32, anchor i32 (−1 = removed); len int8)]
+ *   [scores: JOB_BANKS × capacity f64]
+ */
 class Int8RowStore {
   /** Row length in int8 values (the vector length padded to {@link LANE_BLOCK}). */
   private readonly len: number;
